@@ -1,0 +1,75 @@
+"""Tokens: how they are made, hashed, read from a request and checked against an instance.
+
+A token is shown once, when it is created, and stored only as its SHA-256 hash: a leak of
+the database does not leak credentials. Tokens are high-entropy random strings, so a fast
+unsalted hash is enough (there is nothing to brute-force), and it lets the database look
+a token up by equality on an index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping
+
+from favgate.errors import InstanceNameRequired, InstanceNotFound, InvalidToken
+from favgate.storage import Caller, Instance, Storage
+
+# Tokens longer than this are refused before hashing: no legitimate token is near it.
+MAX_TOKEN_LENGTH = 256
+
+
+def generate_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The token from ``token``, else ``Authorization`` (bare or ``Bearer <token>``)."""
+    token = headers.get("token", "").strip()
+    if not token:
+        authorization = headers.get("authorization", "").strip()
+        scheme, _, credentials = authorization.partition(" ")
+        token = credentials.strip() if scheme.lower() == "bearer" else authorization
+    return token or None
+
+
+class Access:
+    """What one request's token may reach. Built per request; remembers the caller."""
+
+    def __init__(self, storage: Storage, token: str | None) -> None:
+        self._storage = storage
+        self._token = token
+        self._caller: Caller | None = None
+
+    async def caller(self) -> Caller:
+        """The token's owner; ``InvalidToken`` when it is missing or unknown."""
+        if self._caller is None:
+            self._caller = await self._find_caller()
+        return self._caller
+
+    async def instance(self, name: str | None) -> Instance:
+        """The instance ``name`` if the token reaches it, checked in the contract's order.
+
+        An instance that exists but belongs to someone else answers exactly like one that
+        does not exist, so a token cannot probe other tenants' instance names.
+        """
+        if name is None or not name.strip():
+            raise InstanceNameRequired()
+        caller = await self.caller()
+        instance = await self._storage.directory.find_instance(name)
+        if instance is None or not caller.can_reach(instance):
+            raise InstanceNotFound()
+        return instance
+
+    async def _find_caller(self) -> Caller:
+        token = self._token
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken()
+        caller = await self._storage.directory.find_caller(hash_token(token))
+        if caller is None:
+            raise InvalidToken()
+        return caller

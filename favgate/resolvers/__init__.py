@@ -1,0 +1,24 @@
+"""Domain operations, called by both the GraphQL schema and the REST route."""
+
+from favgate.resolvers.favorites import (
+    FavoritePage,
+    FavoriteResult,
+    Target,
+    get_favorite,
+    list_favorites,
+    set_favorite,
+)
+from favgate.resolvers.jids import normalize_number
+from favgate.resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "FavoritePage",
+    "FavoriteResult",
+    "Target",
+    "get_favorite",
+    "list_favorites",
+    "normalize_number",
+    "set_favorite",
+]

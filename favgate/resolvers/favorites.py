@@ -1,0 +1,150 @@
+"""Favorite operations, shared by the REST route and the GraphQL schema.
+
+Each rule is written here once: the order of the checks, ``messageId`` taking precedence
+over ``number``, the connected-instance requirement for writes, and the messages clients
+see. The callers only translate their own input and output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from favgate.errors import InstanceNotConnected, InvalidArgument, MessageNotFound, TargetRequired
+from favgate.resolvers.jids import normalize_number
+from favgate.resolvers.pagination import decode_cursor, encode_cursor, page_size
+from favgate.storage import (
+    Favorite,
+    FavoriteFilter,
+    FavoriteTarget,
+    FavoriteType,
+    Instance,
+    Storage,
+)
+
+MAX_MESSAGE_ID_LENGTH = 128
+
+_MESSAGES = {
+    (FavoriteType.CHAT, True): "Chat favorited successfully",
+    (FavoriteType.CHAT, False): "Chat unfavorited successfully",
+    (FavoriteType.MESSAGE, True): "Message favorited successfully",
+    (FavoriteType.MESSAGE, False): "Message unfavorited successfully",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a request names: a message by id (which wins), or a chat by number or JID."""
+
+    message_id: str | None = None
+    chat_jid: str | None = None
+
+    @classmethod
+    def from_request(cls, number: str | None, message_id: str | None) -> Target:
+        """Validate the request's choice of target, in the contract's order of checks."""
+        if message_id is not None and message_id.strip():
+            if len(message_id) > MAX_MESSAGE_ID_LENGTH:
+                reason = f"must be at most {MAX_MESSAGE_ID_LENGTH} characters"
+                raise InvalidArgument("messageId", reason)
+            return cls(message_id=message_id)
+        if number is not None and number.strip():
+            return cls(chat_jid=normalize_number(number))
+        raise TargetRequired()
+
+
+@dataclass(frozen=True, slots=True)
+class FavoriteResult:
+    """The outcome of ``set_favorite``: the six fields of the REST success body."""
+
+    message: str
+    chat_jid: str
+    message_id: str | None
+    favorite: bool
+    type: FavoriteType
+    success: bool = True
+
+
+async def set_favorite(
+    storage: Storage, instance: Instance, target: Target, favorite: bool
+) -> FavoriteResult:
+    """Favorite or unfavorite ``target``; idempotent, and a no-op on the database if the
+    state already holds."""
+    if not instance.connected:
+        raise InstanceNotConnected()
+    resolved = await _resolve(storage, instance, target)
+    await storage.favorites.set(instance.name, resolved, favorite, _now())
+    return FavoriteResult(
+        message=_MESSAGES[resolved.type, favorite],
+        chat_jid=resolved.chat_jid,
+        message_id=resolved.message_id,
+        favorite=favorite,
+        type=resolved.type,
+    )
+
+
+async def get_favorite(storage: Storage, instance: Instance, target: Target) -> Favorite | None:
+    """The favorite record of ``target``, current or switched off; None if there never was one."""
+    if target.message_id is not None:
+        return await storage.favorites.get_message(instance.name, target.message_id)
+    assert target.chat_jid is not None  # Target.from_request guarantees one of the two
+    chat = FavoriteTarget(type=FavoriteType.CHAT, chat_jid=target.chat_jid)
+    return await storage.favorites.get(instance.name, chat)
+
+
+@dataclass(frozen=True, slots=True)
+class FavoritePage:
+    favorites: list[Favorite]
+    has_next_page: bool
+    # Counting is a separate query, run only if the client asks for the total.
+    count: Callable[[], Awaitable[int]]
+
+    def cursor(self, favorite: Favorite) -> str:
+        return encode_cursor(favorite)
+
+    @property
+    def end_cursor(self) -> str | None:
+        return encode_cursor(self.favorites[-1]) if self.favorites else None
+
+
+async def list_favorites(
+    storage: Storage,
+    instance: Instance,
+    *,
+    type: FavoriteType | None = None,
+    chat: str | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> FavoritePage:
+    """Current favorites of ``instance``, newest first, from the cursor ``after``."""
+    where = FavoriteFilter(
+        instance=instance.name,
+        type=type,
+        chat_jid=None if chat is None else normalize_number(chat),
+    )
+    size = page_size(first)
+    position = None if after is None else decode_cursor(after)
+    found = await storage.favorites.page(where, position, size + 1) if size else []
+    return FavoritePage(
+        favorites=found[:size],
+        has_next_page=len(found) > size,
+        count=lambda: storage.favorites.count(where),
+    )
+
+
+async def _resolve(storage: Storage, instance: Instance, target: Target) -> FavoriteTarget:
+    if target.message_id is None:
+        assert target.chat_jid is not None  # Target.from_request guarantees one of the two
+        return FavoriteTarget(type=FavoriteType.CHAT, chat_jid=target.chat_jid)
+    message = await storage.messages.get(instance.name, target.message_id)
+    if message is None:
+        raise MessageNotFound()
+    return FavoriteTarget(
+        type=FavoriteType.MESSAGE, chat_jid=message.chat_jid, message_id=message.id
+    )
+
+
+def _now() -> datetime:
+    # BSON dates hold milliseconds; truncate now so what is returned equals what is stored.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

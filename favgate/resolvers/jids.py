@@ -1,0 +1,57 @@
+"""Phone numbers and WhatsApp JIDs, normalized to the JID a chat is stored under."""
+
+from __future__ import annotations
+
+import re
+
+from favgate.errors import InvalidArgument
+
+USER_SERVER = "s.whatsapp.net"
+# Servers whose JIDs are kept as they are, with the shape their local part must have.
+_KEPT_SERVERS = {
+    USER_SERVER: re.compile(r"\d{7,15}"),
+    "g.us": re.compile(r"\d{5,20}(-\d{5,20})?"),
+    "lid": re.compile(r"\d{5,20}"),
+    "broadcast": re.compile(r"status|\d{5,20}"),
+    "newsletter": re.compile(r"\d{5,20}"),
+}
+_LEGACY_USER_SERVER = "c.us"
+_FORMATTING = re.compile(r"[+\s\-.()]")
+_E164 = re.compile(r"\d{7,15}")
+MAX_LENGTH = 64
+
+
+def normalize_number(raw: str) -> str:
+    """The chat JID for a phone number or JID; ``InvalidArgument`` when it is neither.
+
+    ``+55 (11) 99999-9999`` and ``5511999999999@c.us`` both become
+    ``5511999999999@s.whatsapp.net``; group, LID, broadcast and newsletter JIDs are kept.
+    """
+    value = raw.strip()
+    if len(value) > MAX_LENGTH:
+        raise _invalid(f"must be at most {MAX_LENGTH} characters")
+    if "@" in value:
+        return _normalize_jid(value)
+    digits = _FORMATTING.sub("", value)
+    if not _E164.fullmatch(digits):
+        raise _invalid("expected a phone number of 7 to 15 digits or a WhatsApp JID")
+    return f"{digits}@{USER_SERVER}"
+
+
+def _normalize_jid(value: str) -> str:
+    local, _, server = value.rpartition("@")
+    server = server.lower()
+    if server == _LEGACY_USER_SERVER:
+        server = USER_SERVER
+    pattern = _KEPT_SERVERS.get(server)
+    if pattern is None:
+        raise _invalid(f"unsupported JID server @{server}")
+    if server == USER_SERVER:
+        local = _FORMATTING.sub("", local)
+    if not pattern.fullmatch(local):
+        raise _invalid(f"malformed JID for @{server}")
+    return f"{local}@{server}"
+
+
+def _invalid(reason: str) -> InvalidArgument:
+    return InvalidArgument("number", reason)

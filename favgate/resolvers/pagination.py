@@ -1,0 +1,45 @@
+"""Opaque, stable cursors for newest-first listings, and the page size rule."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime, timedelta
+
+from bson import ObjectId
+
+from favgate.errors import BadRequest, InvalidCursor
+from favgate.storage import Favorite, Position
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def page_size(first: int | None) -> int:
+    """``first`` capped at ``MAX_PAGE_SIZE``; negative sizes are refused."""
+    if first is None:
+        return DEFAULT_PAGE_SIZE
+    if first < 0:
+        raise BadRequest("first must not be negative")
+    return min(first, MAX_PAGE_SIZE)
+
+
+def encode_cursor(favorite: Favorite) -> str:
+    # The sort key itself, so a cursor stays valid whatever is added or removed around it.
+    millis = int(favorite.favorited_at.timestamp() * 1000)
+    payload = json.dumps([millis, favorite.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Position:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        millis, favorite_id = json.loads(base64.urlsafe_b64decode(padded))
+        seconds, remainder = divmod(int(millis), 1000)
+        favorited_at = datetime.fromtimestamp(seconds, tz=UTC) + timedelta(milliseconds=remainder)
+        if not isinstance(favorite_id, str) or not ObjectId.is_valid(favorite_id):
+            raise ValueError(favorite_id)
+    except (binascii.Error, ValueError, TypeError, OverflowError, OSError):
+        raise InvalidCursor() from None
+    return Position(favorited_at=favorited_at, id=favorite_id)

@@ -1,0 +1,120 @@
+"""The REST-compatible route: ``POST /api/chat/favorite/{instance}``.
+
+Clients written against the upstream WhatsApp API must not notice the difference, so this
+module reproduces its request, its six-key success body and its error shape
+``{"success": false, "error": {"message": ...}}`` to the byte. It only translates: the
+rules live in ``favgate.resolvers`` and ``favgate.auth``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from favgate.auth import Access, token_from_headers
+from favgate.errors import FavgateError, InternalError, InvalidRequestBody, public_error
+from favgate.resolvers import FavoriteResult, Target, set_favorite
+from favgate.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FavoriteRequest:
+    favorite: bool
+    number: str | None = None
+    message_id: str | None = None
+
+
+async def favorite(request: Request) -> Response:
+    try:
+        result = await _favorite(request)
+    except Exception as exc:
+        return error_response(exc)
+    return JSONResponse(success_body(result))
+
+
+async def _favorite(request: Request) -> FavoriteResult:
+    storage: Storage = request.state.storage
+    access = Access(storage, token_from_headers(request.headers))
+    instance = await access.instance(request.path_params.get("instance"))
+    body = parse_body(await request.body())
+    target = Target.from_request(body.number, body.message_id)
+    return await set_favorite(storage, instance, target, body.favorite)
+
+
+def parse_body(raw: bytes) -> FavoriteRequest:
+    """The request body, strictly typed: only strings and a boolean reach the resolvers."""
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise InvalidRequestBody("not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestBody(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestBody("expected a JSON object")
+    if "favorite" not in data:
+        raise InvalidRequestBody("favorite is required")
+    if not isinstance(data["favorite"], bool):
+        raise InvalidRequestBody("favorite must be a boolean")
+    return FavoriteRequest(
+        favorite=data["favorite"],
+        number=_optional_string(data, "number"),
+        message_id=_optional_string(data, "messageId"),
+    )
+
+
+def _optional_string(data: dict[str, Any], field: str) -> str | None:
+    value = data.get(field)
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequestBody(f"{field} must be a string")
+    return value
+
+
+def success_body(result: FavoriteResult) -> dict[str, Any]:
+    return {
+        "success": True,
+        "message": result.message,
+        "chat_jid": result.chat_jid,
+        "message_id": result.message_id,
+        "favorite": result.favorite,
+        "type": result.type.value,
+    }
+
+
+def error_body(message: str) -> dict[str, Any]:
+    return {"success": False, "error": {"message": message}}
+
+
+def error_response(exc: BaseException) -> JSONResponse:
+    """The one mapping from an exception to a REST error response."""
+    error = public_error(exc)
+    if error is None:
+        logger.exception("unexpected error in a REST request", exc_info=exc)
+        error = InternalError()
+    elif not isinstance(exc, FavgateError):
+        logger.warning("database unavailable: %s", exc)
+    return JSONResponse(error_body(error.message), status_code=error.status_code)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405, in the same error shape as everything else."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        error_body(exc.detail), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+routes = [
+    Route("/api/chat/favorite/{instance}", favorite, methods=["POST"]),
+    # Without a name the upstream answers "Instance name is required", not a 404.
+    Route("/api/chat/favorite/", favorite, methods=["POST"]),
+    Route("/api/chat/favorite", favorite, methods=["POST"]),
+]

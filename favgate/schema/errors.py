@@ -1,0 +1,43 @@
+"""The one mapping from exceptions to GraphQL errors.
+
+A ``FavgateError`` keeps its public message and ``extensions.code`` (graphql-core copies
+the original error's ``extensions``). A database outage becomes ``SERVICE_UNAVAILABLE``.
+Anything else is a bug: the client sees "Unexpected error." and the log keeps the detail.
+Parse and validation errors carry no original error and pass through untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from favgate.errors import InternalError, public_error
+
+logger = logging.getLogger(__name__)
+
+
+def _raised_by_a_resolver(error: GraphQLError) -> bool:
+    return error.original_error is not None
+
+
+class PublicErrors(MaskErrors):
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_raised_by_a_resolver)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        assert original is not None  # see _raised_by_a_resolver
+        public = public_error(original)
+        if public is None:
+            logger.error("unexpected error in a GraphQL resolver", exc_info=original)
+            public = InternalError("Unexpected error.")
+        return GraphQLError(
+            message=public.message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions=public.extensions,
+        )

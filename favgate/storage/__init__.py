@@ -1,0 +1,80 @@
+"""favgate's MongoDB storage: the only package that talks to the driver.
+
+``open_storage`` connects with the configured driver (motor or PyMongo's async client)
+and write concern; ``Storage`` groups the collections' repositories. Nothing here imports
+Strawberry or Starlette, and nothing above returns or accepts a BSON document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import WriteConcern
+
+from favgate.config import Settings
+from favgate.storage import driver
+from favgate.storage.directory import Directory
+from favgate.storage.favorites import Favorites
+from favgate.storage.indexes import ensure_indexes
+from favgate.storage.messages import Messages
+from favgate.storage.records import (
+    Caller,
+    Favorite,
+    FavoriteFilter,
+    FavoriteTarget,
+    FavoriteType,
+    Instance,
+    InstanceStatus,
+    Message,
+    Position,
+)
+
+__all__ = [
+    "Caller",
+    "Favorite",
+    "FavoriteFilter",
+    "FavoriteTarget",
+    "FavoriteType",
+    "Instance",
+    "InstanceStatus",
+    "Message",
+    "Position",
+    "Storage",
+    "open_storage",
+]
+
+
+class Storage:
+    """The database handle a running gateway (or a CLI command) shares."""
+
+    def __init__(self, client: driver.Client, database: Any) -> None:
+        self._client = client
+        self._database = database
+        self.directory = Directory(database)
+        self.messages = Messages(database)
+        self.favorites = Favorites(database)
+
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        await self._database.command("ping")
+
+    async def ensure_indexes(self) -> None:
+        await ensure_indexes(self._database)
+
+    async def drop_database(self) -> None:
+        """Remove every collection; for tests and throwaway databases."""
+        await self._client.drop_database(self._database.name)
+
+    async def close(self) -> None:
+        await driver.close(self._client)
+
+
+def open_storage(settings: Settings) -> Storage:
+    """Storage over ``settings.mongodb_uri``; connects lazily, so it never blocks."""
+    if settings.mongodb_uri is None:
+        raise ValueError("settings.mongodb_uri is not set")
+    client = driver.connect(
+        settings.mongodb_uri, settings.mongo_driver, settings.database_timeout_ms
+    )
+    concern = WriteConcern(w=settings.write_concern_w, j=settings.write_journal)
+    return Storage(client, client.get_database(settings.database, write_concern=concern))

@@ -1,0 +1,67 @@
+"""The indexes favgate needs, created at start-up (creating an existing index is a no-op)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+ACCOUNTS = "accounts"
+INSTANCES = "instances"
+MESSAGES = "messages"
+FAVORITES = "favorites"
+
+INDEXES: dict[str, list[IndexModel]] = {
+    ACCOUNTS: [
+        IndexModel([("name", ASCENDING)], unique=True, name="name_unique"),
+        # A token hash identifies one account at most.
+        IndexModel([("token_hashes", ASCENDING)], unique=True, name="token_hashes_unique"),
+    ],
+    INSTANCES: [
+        IndexModel([("name", ASCENDING)], unique=True, name="name_unique"),
+        IndexModel([("token_hashes", ASCENDING)], unique=True, name="token_hashes_unique"),
+        IndexModel([("account", ASCENDING)], name="account"),
+    ],
+    MESSAGES: [
+        IndexModel([("instance", ASCENDING), ("id", ASCENDING)], unique=True, name="id_unique"),
+    ],
+    FAVORITES: [
+        # One record per target: concurrent identical requests cannot create two. The
+        # message id comes before the chat so that a message is found by its id alone.
+        IndexModel(
+            [
+                ("instance", ASCENDING),
+                ("type", ASCENDING),
+                ("message_id", ASCENDING),
+                ("chat_jid", ASCENDING),
+            ],
+            unique=True,
+            name="target_unique",
+        ),
+        # Listings: current favorites of an instance, newest first.
+        IndexModel(
+            [
+                ("instance", ASCENDING),
+                ("favorite", ASCENDING),
+                ("favorited_at", DESCENDING),
+                ("_id", DESCENDING),
+            ],
+            name="current_newest_first",
+        ),
+        IndexModel(
+            [
+                ("instance", ASCENDING),
+                ("favorite", ASCENDING),
+                ("chat_jid", ASCENDING),
+                ("favorited_at", DESCENDING),
+                ("_id", DESCENDING),
+            ],
+            name="current_by_chat_newest_first",
+        ),
+    ],
+}
+
+
+async def ensure_indexes(database: Any) -> None:
+    for collection, models in INDEXES.items():
+        await database[collection].create_indexes(models)
