@@ -1,0 +1,223 @@
+"""The ``favgate`` command line.
+
+Every command that creates something prints one JSON object on stdout, so scripts can
+read it; errors go to stderr as ``{"error": ...}`` with exit status 1 (2 for usage and
+configuration errors). Each command uses ``MONGODB_URI`` when it is set, else the
+embedded database under ``--data-dir``, which it finds running or starts for itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO, TypeVar
+
+from favgate import demo
+from favgate.auth import generate_token, hash_token
+from favgate.config import ConfigError, Settings
+from favgate.embedded import EmbeddedDatabaseError, embedded_database
+from favgate.errors import FavgateError
+from favgate.importing import InvalidLine, parse_messages
+from favgate.storage import InstanceStatus, Storage, open_storage
+
+STATUSES = [status.value for status in InstanceStatus]
+T = TypeVar("T")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.data_dir is not None:
+            settings = settings.replace(data_dir=args.data_dir)
+        return int(args.command(args, settings))
+    except ConfigError as exc:
+        return _fail(str(exc), status=2)
+    except (FavgateError, InvalidLine, EmbeddedDatabaseError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="favgate", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, help="embedded database directory")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    # SUPPRESS: an absent option here must not override one given before "serve".
+    serve.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS)
+    serve.add_argument("--demo", action="store_true", help="seed demo data and print tokens")
+    serve.set_defaults(command=_serve)
+
+    account = commands.add_parser("account", help="manage accounts").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create_account = account.add_parser("create", help="create an account and its token")
+    create_account.add_argument("name")
+    create_account.set_defaults(command=_create_account)
+
+    instance = commands.add_parser("instance", help="manage instances").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create_instance = instance.add_parser("create", help="create an instance and its token")
+    create_instance.add_argument("name")
+    create_instance.add_argument("--account", required=True)
+    create_instance.add_argument("--status", choices=STATUSES, default="connected")
+    create_instance.set_defaults(command=_create_instance)
+    status = instance.add_parser("status", help="set an instance's connection status")
+    status.add_argument("name")
+    status.add_argument("status", choices=STATUSES)
+    status.set_defaults(command=_set_status)
+
+    messages = commands.add_parser("messages", help="manage messages").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    import_messages = messages.add_parser("import", help="import messages from JSON Lines")
+    import_messages.add_argument("--instance", required=True)
+    import_messages.add_argument("file", help="a JSON Lines file, or - for stdin")
+    import_messages.set_defaults(command=_import_messages)
+
+    commands.add_parser("schema", help="print the GraphQL SDL").set_defaults(command=_schema)
+    return parser
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from favgate.app import create_app
+
+    settings = settings.replace(
+        host=args.host or settings.host, port=args.port or settings.port
+    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
+    # uvicorn drains requests on SIGTERM, then re-raises the signal; turning it into
+    # SystemExit lets the embedded database stop cleanly on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    with _database(settings) as settings:
+        if args.demo:
+            tokens = asyncio.run(_with_storage(settings, demo.seed))
+            print(demo.banner(tokens, f"http://{settings.host}:{settings.port}"), flush=True)
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=30,
+        )
+    return 0
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _create_account(args: argparse.Namespace, settings: Settings) -> int:
+    token = generate_token()
+
+    async def create(storage: Storage) -> None:
+        await storage.directory.create_account(args.name, hash_token(token))
+
+    _run(settings, create)
+    return _print({"account": args.name, "token": token})
+
+
+def _create_instance(args: argparse.Namespace, settings: Settings) -> int:
+    token = generate_token()
+
+    async def create(storage: Storage) -> None:
+        status = InstanceStatus(args.status)
+        await storage.directory.create_instance(args.name, args.account, status, hash_token(token))
+
+    _run(settings, create)
+    return _print(
+        {"instance": args.name, "account": args.account, "status": args.status, "token": token}
+    )
+
+
+def _set_status(args: argparse.Namespace, settings: Settings) -> int:
+    async def set_status(storage: Storage) -> bool:
+        return await storage.directory.set_instance_status(args.name, InstanceStatus(args.status))
+
+    if not _run(settings, set_status):
+        return _fail(f"Instance not found: {args.name}")
+    return _print({"instance": args.name, "status": args.status})
+
+
+def _import_messages(args: argparse.Namespace, settings: Settings) -> int:
+    with _open_input(args.file) as lines:
+        messages = parse_messages(lines)
+
+    async def upsert(storage: Storage) -> int:
+        if await storage.directory.find_instance(args.instance) is None:
+            raise FavgateError(f"Instance not found: {args.instance}")
+        return await storage.messages.upsert_many(args.instance, messages)
+
+    return _print({"imported": _run(settings, upsert)})
+
+
+def _schema(args: argparse.Namespace, settings: Settings) -> int:
+    from favgate.schema import schema
+
+    print(schema.as_str())
+    return 0
+
+
+def _run(settings: Settings, operation: Callable[[Storage], Awaitable[T]]) -> T:
+    with _database(settings) as ready:
+        return asyncio.run(_with_storage(ready, operation))
+
+
+async def _with_storage(settings: Settings, operation: Callable[[Storage], Awaitable[T]]) -> T:
+    storage = open_storage(settings)
+    try:
+        await storage.ensure_indexes()
+        return await operation(storage)
+    finally:
+        await storage.close()
+
+
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[Settings]:
+    """``settings`` pointing at a database: MONGODB_URI, else the embedded one."""
+    if settings.mongodb_uri is not None:
+        yield settings
+        return
+    with embedded_database(settings.data_dir) as uri:
+        yield settings.with_uri(uri)
+
+
+@contextlib.contextmanager
+def _open_input(path: str) -> Iterator[TextIO]:
+    if path == "-":
+        yield sys.stdin
+        return
+    try:
+        with open(path, encoding="utf-8") as file:
+            yield file
+    except OSError as exc:
+        raise FavgateError(f"Cannot read {path}: {exc.strerror}") from None
+
+
+def _print(document: dict[str, Any]) -> int:
+    print(json.dumps(document))
+    return 0
+
+
+def _fail(message: str, status: int = 1) -> int:
+    print(json.dumps({"error": message}), file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Reading messages from JSON Lines for ``favgate messages import``.
+
+Each line is one message object as the upstream engine would store it: ``id`` and
+``chat_jid`` are required; ``from_me``, ``timestamp`` (ISO 8601 or Unix seconds) and
+``text`` are optional; any other field is kept as it is. Blank lines are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from favgate.errors import FavgateError
+from favgate.resolvers.favorites import MAX_MESSAGE_ID_LENGTH
+from favgate.resolvers.jids import normalize_number
+
+
+class InvalidLine(ValueError):
+    def __init__(self, line_number: int, reason: str) -> None:
+        super().__init__(f"line {line_number}: {reason}")
+
+
+def parse_messages(lines: Iterable[str]) -> list[dict[str, Any]]:
+    messages = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            messages.append(parse_message(json.loads(line)))
+        except (ValueError, OverflowError, OSError, FavgateError) as exc:
+            raise InvalidLine(number, str(exc)) from None
+    return messages
+
+
+def parse_message(data: object) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    message = {key: value for key, value in data.items() if key != "instance"}
+    message["id"] = _message_id(data.get("id"))
+    chat_jid = data.get("chat_jid")
+    if not isinstance(chat_jid, str) or not chat_jid:
+        raise ValueError("chat_jid must be a non-empty string")
+    message["chat_jid"] = normalize_number(chat_jid)
+    message["from_me"] = _from_me(data.get("from_me", False))
+    message["timestamp"] = _timestamp(data.get("timestamp"))
+    if not isinstance(data.get("text"), str | None):
+        raise ValueError("text must be a string")
+    return message
+
+
+def _message_id(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("id must be a non-empty string")
+    if len(value) > MAX_MESSAGE_ID_LENGTH:
+        raise ValueError(f"id must be at most {MAX_MESSAGE_ID_LENGTH} characters")
+    return value
+
+
+def _from_me(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("from_me must be true or false")
+    return value
+
+
+def _timestamp(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=UTC)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise ValueError("timestamp must be an ISO 8601 string or Unix seconds")

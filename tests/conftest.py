@@ -1,0 +1,132 @@
+"""Fixtures: database server (session) → settings with a unique database → storage →
+app (lifespan entered) → HTTP client, plus tenants seeded through the real storage.
+
+Every test runs against a real server over the wire: ``MONGODB_URI`` when set, else a
+SecantusDB process started once for the session. Tests that take ``settings`` run with
+both drivers, motor and PyMongo's async client.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+
+from favgate.app import create_app
+from favgate.auth import generate_token, hash_token
+from favgate.config import Settings
+from favgate.embedded import ServerProcess
+from favgate.storage import InstanceStatus, Storage, open_storage
+
+DRIVERS = ["motor", "pymongo"]
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri() -> Iterator[str]:
+    uri = os.environ.get("MONGODB_URI")
+    if uri:
+        yield uri
+        return
+    with ServerProcess(":memory:") as server:
+        yield server.uri
+
+
+@pytest.fixture(params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(mongodb_uri: str, driver: str) -> Settings:
+    return Settings(
+        mongo_driver=driver,  # type: ignore[arg-type]
+        graphiql=True,
+    ).with_uri(mongodb_uri).replace(database=f"favgate_test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+async def storage(settings: Settings) -> AsyncIterator[Storage]:
+    storage = open_storage(settings)
+    await storage.ensure_indexes()
+    try:
+        yield storage
+    finally:
+        await storage.drop_database()
+        await storage.close()
+
+
+class LifespanApp:
+    """Runs an app's lifespan and hands its state to every request, as a server would.
+
+    httpx's ASGITransport runs no lifespan, so the tests enter it here.
+    """
+
+    def __init__(self, app: Starlette, state: dict[str, Any]) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["state"] = dict(self.state)
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture
+async def app(settings: Settings, storage: Storage) -> AsyncIterator[LifespanApp]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application) as state:
+        yield LifespanApp(application, dict(state or {}))
+
+
+@pytest.fixture
+async def client(app: LifespanApp) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://favgate.test") as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class Tenants:
+    """Two accounts: acme (instances main, offline) and globex (instance rival)."""
+
+    acme_token: str
+    main_token: str
+    offline_token: str
+    globex_token: str
+    rival_token: str
+
+
+CHAT_JID = "5511999999999@s.whatsapp.net"
+GROUP_JID = "120363012345678901@g.us"
+MESSAGE_ID = "3EB08FCF27E532F1B0F5"
+
+
+@pytest.fixture
+async def tenants(storage: Storage) -> Tenants:
+    tokens = Tenants(*(generate_token() for _ in range(5)))
+    directory = storage.directory
+    await directory.create_account("acme", hash_token(tokens.acme_token))
+    await directory.create_account("globex", hash_token(tokens.globex_token))
+    connected, disconnected = InstanceStatus.CONNECTED, InstanceStatus.DISCONNECTED
+    await directory.create_instance("main", "acme", connected, hash_token(tokens.main_token))
+    await directory.create_instance(
+        "offline", "acme", disconnected, hash_token(tokens.offline_token)
+    )
+    await directory.create_instance("rival", "globex", connected, hash_token(tokens.rival_token))
+    await storage.messages.upsert_many(
+        "main",
+        [
+            {"id": MESSAGE_ID, "chat_jid": CHAT_JID, "from_me": False, "text": "hello"},
+            {"id": "GROUPMSG1", "chat_jid": GROUP_JID, "from_me": True, "text": "hi all"},
+        ],
+    )
+    await storage.messages.upsert_many(
+        "rival", [{"id": "RIVALMSG1", "chat_jid": CHAT_JID, "from_me": False, "text": "x"}]
+    )
+    return tokens
