@@ -14,11 +14,14 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO, TypeVar
+
+from pymongo.errors import PyMongoError
 
 from favgate import demo
 from favgate.auth import generate_token, hash_token
@@ -43,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), status=2)
     except (FavgateError, InvalidLine, EmbeddedDatabaseError) as exc:
         return _fail(str(exc))
+    except PyMongoError as exc:  # unreachable database, refused write, ...
+        return _fail(f"Database error: {exc}")
     except KeyboardInterrupt:
         return 130
 
@@ -93,29 +98,42 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from favgate.app import create_app
-
-    settings = settings.replace(
-        host=args.host or settings.host, port=args.port or settings.port
-    )
+    settings = settings.replace(host=args.host or settings.host, port=args.port or settings.port)
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
     # uvicorn drains requests on SIGTERM, then re-raises the signal; turning it into
     # SystemExit lets the embedded database stop cleanly on the way out.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     with _database(settings) as settings:
+        banner = None
         if args.demo:
             tokens = asyncio.run(_with_storage(settings, demo.seed))
-            print(demo.banner(tokens, f"http://{settings.host}:{settings.port}"), flush=True)
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=30,
-        )
+            banner = demo.banner(tokens, f"http://{settings.host}:{settings.port}")
+        _run_server(settings, banner)
     return 0
+
+
+def _run_server(settings: Settings, banner: str | None) -> None:
+    """Run uvicorn (as ``uvicorn.run`` would), printing banner once it accepts requests."""
+    import uvicorn
+
+    from favgate.app import create_app
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            # Only now is the banner's curl command answered rather than refused.
+            if self.started and banner is not None:
+                print(banner, flush=True)
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+    )
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is a normal stop
+        Server(config).run()
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

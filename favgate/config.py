@@ -138,6 +138,6 @@ def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
 def _write_concern_w(raw: str) -> int | str:
     if raw == "majority":
         return raw
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():  # str.isdigit alone accepts '²', which int() refuses
         return int(raw)
     raise ConfigError(f"FAVGATE_WRITE_CONCERN_W must be a number or 'majority'; got {raw!r}")

@@ -2,7 +2,8 @@
 
 Each line is one message object as the upstream engine would store it: ``id`` and
 ``chat_jid`` are required; ``from_me``, ``timestamp`` (ISO 8601 or Unix seconds) and
-``text`` are optional; any other field is kept as it is. Blank lines are skipped.
+``text`` are optional; any other field is kept as it is, except ``instance`` (favgate
+sets it) and ``_id`` (the database's own). Blank lines are skipped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 from favgate.errors import FavgateError
 from favgate.resolvers.favorites import MAX_MESSAGE_ID_LENGTH
 from favgate.resolvers.jids import normalize_number
+
+_DROPPED_FIELDS = {"instance", "_id"}
 
 
 class InvalidLine(ValueError):
@@ -29,7 +32,8 @@ def parse_messages(lines: Iterable[str]) -> list[dict[str, Any]]:
             continue
         try:
             messages.append(parse_message(json.loads(line)))
-        except (ValueError, OverflowError, OSError, FavgateError) as exc:
+        # RecursionError: JSON nested too deeply for the decoder or for _check_storable.
+        except (ValueError, OverflowError, OSError, RecursionError, FavgateError) as exc:
             raise InvalidLine(number, str(exc)) from None
     return messages
 
@@ -37,7 +41,7 @@ def parse_messages(lines: Iterable[str]) -> list[dict[str, Any]]:
 def parse_message(data: object) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object")
-    message = {key: value for key, value in data.items() if key != "instance"}
+    message = {key: value for key, value in data.items() if key not in _DROPPED_FIELDS}
     message["id"] = _message_id(data.get("id"))
     chat_jid = data.get("chat_jid")
     if not isinstance(chat_jid, str) or not chat_jid:
@@ -47,6 +51,7 @@ def parse_message(data: object) -> dict[str, Any]:
     message["timestamp"] = _timestamp(data.get("timestamp"))
     if not isinstance(data.get("text"), str | None):
         raise ValueError("text must be a string")
+    _check_storable(message)
     return message
 
 
@@ -73,3 +78,21 @@ def _timestamp(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(value)
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise ValueError("timestamp must be an ISO 8601 string or Unix seconds")
+
+
+def _check_storable(value: object) -> None:
+    """Refuse what MongoDB cannot $set as sent: odd field names, lone surrogates."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("strings must not contain lone surrogates") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not key or key.startswith("$") or "." in key or "\x00" in key:
+                raise ValueError(f"invalid field name {key!r}: empty, or with $, . or NUL")
+            _check_storable(key)
+            _check_storable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_storable(item)

@@ -58,6 +58,10 @@ def parse_body(raw: bytes) -> FavoriteRequest:
         raise InvalidRequestBody("not valid UTF-8") from None
     except json.JSONDecodeError as exc:
         raise InvalidRequestBody(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError:  # an integer past Python's 4300-digit conversion limit
+        raise InvalidRequestBody("number too large") from None
+    except RecursionError:
+        raise InvalidRequestBody("nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidRequestBody("expected a JSON object")
     if "favorite" not in data:
@@ -107,9 +111,7 @@ def error_response(exc: BaseException) -> JSONResponse:
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 404 and 405, in the same error shape as everything else."""
     assert isinstance(exc, HTTPException)
-    return JSONResponse(
-        error_body(exc.detail), status_code=exc.status_code, headers=exc.headers
-    )
+    return JSONResponse(error_body(exc.detail), status_code=exc.status_code, headers=exc.headers)
 
 
 routes = [

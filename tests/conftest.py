@@ -45,10 +45,14 @@ def driver(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings(mongodb_uri: str, driver: str) -> Settings:
-    return Settings(
-        mongo_driver=driver,  # type: ignore[arg-type]
-        graphiql=True,
-    ).with_uri(mongodb_uri).replace(database=f"favgate_test_{uuid.uuid4().hex[:12]}")
+    return (
+        Settings(
+            mongo_driver=driver,  # type: ignore[arg-type]
+            graphiql=True,
+        )
+        .with_uri(mongodb_uri)
+        .replace(database=f"favgate_test_{uuid.uuid4().hex[:12]}")
+    )
 
 
 @pytest.fixture

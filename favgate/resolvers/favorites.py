@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from favgate.errors import InstanceNotConnected, InvalidArgument, MessageNotFound, TargetRequired
+from favgate.errors import InstanceNotConnected, MessageNotFound, TargetRequired
 from favgate.resolvers.jids import normalize_number
 from favgate.resolvers.pagination import decode_cursor, encode_cursor, page_size
+from favgate.resolvers.validation import require_text
 from favgate.storage import (
     Favorite,
     FavoriteFilter,
@@ -44,10 +45,7 @@ class Target:
     def from_request(cls, number: str | None, message_id: str | None) -> Target:
         """Validate the request's choice of target, in the contract's order of checks."""
         if message_id is not None and message_id.strip():
-            if len(message_id) > MAX_MESSAGE_ID_LENGTH:
-                reason = f"must be at most {MAX_MESSAGE_ID_LENGTH} characters"
-                raise InvalidArgument("messageId", reason)
-            return cls(message_id=message_id)
+            return cls(message_id=require_text("messageId", message_id, MAX_MESSAGE_ID_LENGTH))
         if number is not None and number.strip():
             return cls(chat_jid=normalize_number(number))
         raise TargetRequired()

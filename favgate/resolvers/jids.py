@@ -5,19 +5,22 @@ from __future__ import annotations
 import re
 
 from favgate.errors import InvalidArgument
+from favgate.resolvers.validation import require_text
 
 USER_SERVER = "s.whatsapp.net"
 # Servers whose JIDs are kept as they are, with the shape their local part must have.
+# re.ASCII: a bare \d also matches non-ASCII digits (fullwidth, Arabic-Indic...), which
+# never make a WhatsApp JID.
 _KEPT_SERVERS = {
-    USER_SERVER: re.compile(r"\d{7,15}"),
-    "g.us": re.compile(r"\d{5,20}(-\d{5,20})?"),
-    "lid": re.compile(r"\d{5,20}"),
-    "broadcast": re.compile(r"status|\d{5,20}"),
-    "newsletter": re.compile(r"\d{5,20}"),
+    USER_SERVER: re.compile(r"\d{7,15}", re.ASCII),
+    "g.us": re.compile(r"\d{5,20}(-\d{5,20})?", re.ASCII),
+    "lid": re.compile(r"\d{5,20}", re.ASCII),
+    "broadcast": re.compile(r"status|\d{5,20}", re.ASCII),
+    "newsletter": re.compile(r"\d{5,20}", re.ASCII),
 }
 _LEGACY_USER_SERVER = "c.us"
 _FORMATTING = re.compile(r"[+\s\-.()]")
-_E164 = re.compile(r"\d{7,15}")
+_E164 = re.compile(r"\d{7,15}", re.ASCII)
 MAX_LENGTH = 64
 
 
@@ -27,9 +30,7 @@ def normalize_number(raw: str) -> str:
     ``+55 (11) 99999-9999`` and ``5511999999999@c.us`` both become
     ``5511999999999@s.whatsapp.net``; group, LID, broadcast and newsletter JIDs are kept.
     """
-    value = raw.strip()
-    if len(value) > MAX_LENGTH:
-        raise _invalid(f"must be at most {MAX_LENGTH} characters")
+    value = require_text("number", raw.strip(), MAX_LENGTH)
     if "@" in value:
         return _normalize_jid(value)
     digits = _FORMATTING.sub("", value)

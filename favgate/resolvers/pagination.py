@@ -14,6 +14,9 @@ from favgate.storage import Favorite, Position
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# Cursors are about 60 characters; far longer input is refused before it is decoded.
+_MAX_CURSOR_LENGTH = 256
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def page_size(first: int | None) -> int:
@@ -27,16 +30,21 @@ def page_size(first: int | None) -> int:
 
 def encode_cursor(favorite: Favorite) -> str:
     # The sort key itself, so a cursor stays valid whatever is added or removed around it.
-    millis = int(favorite.favorited_at.timestamp() * 1000)
+    # Integer arithmetic: float seconds times 1000 can fall a millisecond short.
+    millis = (favorite.favorited_at - _EPOCH) // timedelta(milliseconds=1)
     payload = json.dumps([millis, favorite.id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> Position:
     try:
+        if len(cursor) > _MAX_CURSOR_LENGTH:
+            raise ValueError(cursor)
         padded = cursor + "=" * (-len(cursor) % 4)
         millis, favorite_id = json.loads(base64.urlsafe_b64decode(padded))
-        seconds, remainder = divmod(int(millis), 1000)
+        if type(millis) is not int:  # not a string, float or bool that int() would take
+            raise TypeError(millis)
+        seconds, remainder = divmod(millis, 1000)
         favorited_at = datetime.fromtimestamp(seconds, tz=UTC) + timedelta(milliseconds=remainder)
         if not isinstance(favorite_id, str) or not ObjectId.is_valid(favorite_id):
             raise ValueError(favorite_id)

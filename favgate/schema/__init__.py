@@ -16,6 +16,7 @@ __all__ = ["Context", "GraphQLView", "build_context", "schema"]
 
 logger = logging.getLogger(__name__)
 
+
 class Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         # Errors are the clients' (bad input, a bad token), not the server's: PublicErrors

@@ -52,5 +52,7 @@ def _message_loader(storage: Storage):  # type: ignore[no-untyped-def]
 class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view with favgate's typed context."""
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
         return build_context(request.state.storage, token_from_headers(request.headers))

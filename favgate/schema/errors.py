@@ -3,7 +3,8 @@
 A ``FavgateError`` keeps its public message and ``extensions.code`` (graphql-core copies
 the original error's ``extensions``). A database outage becomes ``SERVICE_UNAVAILABLE``.
 Anything else is a bug: the client sees "Unexpected error." and the log keeps the detail.
-Parse and validation errors carry no original error and pass through untouched.
+Parse and validation errors, and variables of the wrong type, are the client's and pass
+through untouched.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ logger = logging.getLogger(__name__)
 
 
 def _raised_by_a_resolver(error: GraphQLError) -> bool:
-    return error.original_error is not None
+    # Only execution errors have a path. A variable that fails coercion ("yes" for a
+    # Boolean!) has an original error too, graphql-core's own, but no path.
+    return error.original_error is not None and error.path is not None
 
 
 class PublicErrors(MaskErrors):

@@ -17,8 +17,6 @@ from pymongo import AsyncMongoClient
 
 from favgate.config import Driver
 
-
-
 # The client type is the driver's own; both share the subset favgate calls.
 Client = Any
 

@@ -7,6 +7,7 @@ Listings return current favorites only.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -45,14 +46,13 @@ class Favorites:
                 {**key, "favorite": True}, {"$set": {"favorite": False, "updated_at": now}}
             )
             return
-        try:
+        # A duplicate key means the record exists and is already a favorite.
+        with contextlib.suppress(DuplicateKeyError):
             await self._favorites.update_one(
                 {**key, "favorite": {"$ne": True}},
                 {"$set": {"favorite": True, "favorited_at": now, "updated_at": now}},
                 upsert=True,
             )
-        except DuplicateKeyError:
-            pass  # the record exists and is already a favorite
 
     async def get(self, instance: str, target: FavoriteTarget) -> Favorite | None:
         doc = await self._favorites.find_one(_key(instance, target))
@@ -68,6 +68,8 @@ class Favorites:
         self, where: FavoriteFilter, after: Position | None, limit: int
     ) -> list[Favorite]:
         """Up to ``limit`` current favorites, newest first, strictly after ``after``."""
+        if limit <= 0:  # to motor a limit of 0 means none; PyMongo's to_list refuses it
+            return []
         query = _current(where)
         if after is not None:
             query["$or"] = [

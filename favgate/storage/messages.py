@@ -28,6 +28,8 @@ class Messages:
     async def get_many(self, instance: str, message_ids: Iterable[str]) -> dict[str, Message]:
         """The messages found among ``message_ids``, by id, in one round trip."""
         ids = list(dict.fromkeys(message_ids))
+        if not ids:  # PyMongo's to_list refuses a length of 0
+            return {}
         cursor = self._messages.find({"instance": instance, "id": {"$in": ids}}, _FIELDS)
         docs = await cursor.to_list(len(ids))
         return {doc["id"]: Message.from_document(doc) for doc in docs}
