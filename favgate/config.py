@@ -80,11 +80,13 @@ class Settings:
         if self.mongodb_uri is None:
             return None
         scheme, sep, rest = self.mongodb_uri.partition("://")
-        credentials, at, hosts = rest.rpartition("@")
+        # Credentials end at the last "@" of the authority, before any path or options.
+        authority, slash, path = rest.partition("/")
+        credentials, at, hosts = authority.rpartition("@")
         if not at:
             return self.mongodb_uri
         user = credentials.split(":", 1)[0]
-        return f"{scheme}{sep}{user}:***@{hosts}"
+        return f"{scheme}{sep}{user}:***@{hosts}{slash}{path}"
 
     def __repr__(self) -> str:
         fields = ", ".join(

@@ -47,8 +47,11 @@ def parse_message(data: object) -> dict[str, Any]:
     if not isinstance(chat_jid, str) or not chat_jid:
         raise ValueError("chat_jid must be a non-empty string")
     message["chat_jid"] = normalize_number(chat_jid)
-    message["from_me"] = _from_me(data.get("from_me", False))
-    message["timestamp"] = _timestamp(data.get("timestamp"))
+    # Fields left out are left alone on re-import, like any field favgate does not know.
+    if "from_me" in data:
+        message["from_me"] = _from_me(data["from_me"])
+    if "timestamp" in data:
+        message["timestamp"] = _timestamp(data["timestamp"])
     if not isinstance(data.get("text"), str | None):
         raise ValueError("text must be a string")
     _check_storable(message)

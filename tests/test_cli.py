@@ -327,7 +327,8 @@ def test_reimport_is_an_upsert(
     db.messages.update_one({"instance": "main", "id": "M1"}, {"$set": {"status": "READ"}})
 
     edited = {**MESSAGES[0], "text": "hello, edited", "starred": True}
-    del edited["pushName"]
+    for omitted in ("pushName", "timestamp", "from_me"):
+        del edited[omitted]
     monkeypatch.setattr("sys.stdin", io.StringIO(jsonl(edited, MESSAGES[1])))
     assert ok(capsys, "messages", "import", "--instance", "main", "-") == {"imported": 2}
 
@@ -336,6 +337,8 @@ def test_reimport_is_an_upsert(
     assert docs["M1"]["text"] == "hello, edited"
     assert docs["M1"]["starred"] is True
     assert docs["M1"]["pushName"] == "Ana"  # from the first import
+    assert docs["M1"]["from_me"] is False  # omitted fields are left alone
+    assert docs["M1"]["timestamp"] == datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
     assert docs["M1"]["status"] == "READ"  # from someone else
     assert docs["M2"]["text"] == "hi"
 

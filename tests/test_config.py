@@ -173,6 +173,11 @@ def test_repr_hides_the_password() -> None:
         assert "mongodb://user:***@host/db" in text
 
 
+def test_redacted_uri_finds_credentials_before_the_path() -> None:
+    uri = "mongodb://user:pw@host/db?appname=a@b"
+    assert Settings().with_uri(uri).redacted_uri == "mongodb://user:***@host/db?appname=a@b"
+
+
 def test_redacted_uri_without_credentials_is_the_uri() -> None:
     uri = "mongodb://host:27017/db?directConnection=true"
     assert Settings().with_uri(uri).redacted_uri == uri

@@ -882,7 +882,7 @@ async def test_zero_and_negative_page_sizes(
     empty = await page_of(client, tenants.main_token, first=0)
     assert empty["edges"] == []
     assert empty["totalCount"] == 25
-    assert empty["pageInfo"]["endCursor"] is None
+    assert empty["pageInfo"] == {"hasNextPage": True, "endCursor": None}
 
     body = await favorites_page(client, tenants.main_token, first=-1)
     assert error_of(body) == ("first must not be negative", "BAD_USER_INPUT")
@@ -1105,3 +1105,11 @@ async def test_lone_surrogates_are_refused(
     )
     assert error_of(response.json()) == (message, "BAD_USER_INPUT")
     assert await current_favorites(storage) == {"main": 0, "offline": 0, "rival": 0}
+
+
+async def test_a_bad_chat_jid_filter_names_its_argument(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    body = await favorites_page(client, tenants.main_token, chatJid="not-a-chat")
+    message = "Invalid chatJid: expected a phone number of 7 to 15 digits or a WhatsApp JID"
+    assert error_of(body) == (message, "BAD_USER_INPUT")

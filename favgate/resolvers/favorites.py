@@ -118,11 +118,12 @@ async def list_favorites(
     where = FavoriteFilter(
         instance=instance.name,
         type=type,
-        chat_jid=None if chat is None else normalize_number(chat),
+        chat_jid=None if chat is None else normalize_number(chat, "chatJid"),
     )
     size = page_size(first)
     position = None if after is None else decode_cursor(after)
-    found = await storage.favorites.page(where, position, size + 1) if size else []
+    # One more than asked tells whether a next page exists, even when zero are asked.
+    found = await storage.favorites.page(where, position, size + 1)
     return FavoritePage(
         favorites=found[:size],
         has_next_page=len(found) > size,

@@ -24,35 +24,34 @@ _E164 = re.compile(r"\d{7,15}", re.ASCII)
 MAX_LENGTH = 64
 
 
-def normalize_number(raw: str) -> str:
+def normalize_number(raw: str, argument: str = "number") -> str:
     """The chat JID for a phone number or JID; ``InvalidArgument`` when it is neither.
+
+    ``argument`` names the input in error messages ("Invalid chatJid: ...").
 
     ``+55 (11) 99999-9999`` and ``5511999999999@c.us`` both become
     ``5511999999999@s.whatsapp.net``; group, LID, broadcast and newsletter JIDs are kept.
     """
-    value = require_text("number", raw.strip(), MAX_LENGTH)
+    value = require_text(argument, raw.strip(), MAX_LENGTH)
     if "@" in value:
-        return _normalize_jid(value)
+        return _normalize_jid(value, argument)
     digits = _FORMATTING.sub("", value)
     if not _E164.fullmatch(digits):
-        raise _invalid("expected a phone number of 7 to 15 digits or a WhatsApp JID")
+        reason = "expected a phone number of 7 to 15 digits or a WhatsApp JID"
+        raise InvalidArgument(argument, reason)
     return f"{digits}@{USER_SERVER}"
 
 
-def _normalize_jid(value: str) -> str:
+def _normalize_jid(value: str, argument: str) -> str:
     local, _, server = value.rpartition("@")
     server = server.lower()
     if server == _LEGACY_USER_SERVER:
         server = USER_SERVER
     pattern = _KEPT_SERVERS.get(server)
     if pattern is None:
-        raise _invalid(f"unsupported JID server @{server}")
+        raise InvalidArgument(argument, f"unsupported JID server @{server}")
     if server == USER_SERVER:
         local = _FORMATTING.sub("", local)
     if not pattern.fullmatch(local):
-        raise _invalid(f"malformed JID for @{server}")
+        raise InvalidArgument(argument, f"malformed JID for @{server}")
     return f"{local}@{server}"
-
-
-def _invalid(reason: str) -> InvalidArgument:
-    return InvalidArgument("number", reason)
