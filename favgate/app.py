@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from favgate import rest
 from favgate.config import Settings
-from favgate.schema import GraphQLView, schema
+from favgate.schema import GraphQLView, build_schema
 from favgate.storage import Storage, open_storage
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await storage.close()
 
-    graphql = GraphQLView(schema, graphql_ide="graphiql" if settings.graphiql else None)
+    graphiql = "graphiql" if settings.graphiql else None
+    graphql = GraphQLView(build_schema(settings), graphql_ide=graphiql)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -35,7 +35,9 @@ def build_context(storage: Storage, token: str | None) -> Context:
     )
 
 
-def _message_loader(storage: Storage):  # type: ignore[no-untyped-def]
+def _message_loader(
+    storage: Storage,
+) -> Callable[[Sequence[MessageKey]], Awaitable[list[Message | None]]]:
     async def load(keys: Sequence[MessageKey]) -> list[Message | None]:
         ids_by_instance: dict[str, list[str]] = defaultdict(list)
         for instance, message_id in keys:
