@@ -45,8 +45,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await storage.close()
 
-    graphiql = "graphiql" if settings.graphiql else None
-    graphql = GraphQLView(build_schema(settings), graphql_ide=graphiql)
+    graphql = GraphQLView(
+        build_schema(settings), graphql_ide="graphiql" if settings.graphiql else None
+    )
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
