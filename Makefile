@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean bench bench-soak
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "favgate needs Python 3.11 or newer")'
@@ -28,9 +28,23 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The benchmark (bench/README.md): favgate beside a raw baseline, under 10 minutes.
+bench: install
+	@$(WRK)
+	$(BIN)/python bench/run.py
+
+# Five minutes of load, watching the gateway's memory for growth.
+bench-soak: install
+	@$(WRK)
+	$(BIN)/python bench/run.py --soak 300
+
+# wrk, Debian's package, installed when missing (as root, else through sudo).
+WRK := command -v wrk >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .favgate .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .favgate .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -15,13 +15,17 @@ from typing import TypedDict
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
-from favgate import rest
+from favgate import graphiql, metrics, openapi, rest
+from favgate.bodylimit import BodyLimitMiddleware
 from favgate.config import Settings
-from favgate.schema import GraphQLView, build_schema
+from favgate.logs import RequestIdMiddleware
+from favgate.ratelimit import Policy, RateLimitMiddleware
+from favgate.schema import SUBSCRIPTION_PROTOCOLS, GraphQLView, build_schema
 from favgate.storage import Storage, open_storage
 
 logger = logging.getLogger(__name__)
@@ -46,16 +50,36 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await storage.close()
 
     graphql = GraphQLView(
-        build_schema(settings), graphql_ide="graphiql" if settings.graphiql else None
+        build_schema(settings),
+        graphql_ide="graphiql" if settings.graphiql else None,
+        subscription_protocols=SUBSCRIPTION_PROTOCOLS,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *rest.routes,
+        *openapi.routes,
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        # Subscriptions: a Route only matches HTTP, a WebSocketRoute only WebSockets.
+        WebSocketRoute("/graphql", graphql),
+        *metrics.routes,
+        *graphiql.routes(settings.graphiql),
+    ]
+    middleware = [
+        # Outermost first: the request id names every log line of the request, metrics
+        # then time and count everything inside, refusals included.
+        Middleware(RequestIdMiddleware),
+        Middleware(metrics.MetricsMiddleware),
+        # Bodies over the cap (413) and POSTs that are not JSON (415), before anything reads
+        # them: transport checks, ahead of every check of the REST contract.
+        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        # One budget per token for REST and GraphQL, charged before any work is done.
+        Middleware(RateLimitMiddleware, policy=Policy(limit=settings.rate_limit)),
     ]
     return Starlette(
         routes=routes,
+        middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: rest.http_error},
     )

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import signal
 import socket
 import sys
@@ -29,6 +28,7 @@ from favgate.config import ConfigError, Settings
 from favgate.embedded import EmbeddedDatabaseError, embedded_database
 from favgate.errors import FavgateError
 from favgate.importing import InvalidLine, parse_messages
+from favgate.logs import configure_logging
 from favgate.storage import InstanceStatus, Storage, open_storage
 
 STATUSES = [status.value for status in InstanceStatus]
@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.replace(host=args.host or settings.host, port=args.port or settings.port)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
+    configure_logging(settings.log_level)  # JSON lines on stderr, each with its request id
     # uvicorn drains requests on SIGTERM, then re-raises the signal; turning it into
     # SystemExit lets the embedded database stop cleanly on the way out.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -130,6 +130,7 @@ def _run_server(settings: Settings, banner: str | None) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # keep favgate's JSON logging (configure_logging) for uvicorn's too
         timeout_graceful_shutdown=30,
     )
     with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is a normal stop

@@ -8,6 +8,7 @@ with a message naming the variable instead of surfacing as a strange error per r
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,10 @@ Driver = Literal["motor", "pymongo"]
 Environment = Literal["development", "production"]
 
 DEFAULT_DATABASE = "favgate"
+# Token and instance lookups are cached this long; capped so revocations and status
+# changes take effect within 2 s (see favgate.storage.caching).
+DEFAULT_CACHE_TTL = 1.0
+MAX_CACHE_TTL = 2.0
 _T = TypeVar("_T", bound=str)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -45,7 +50,18 @@ class Settings:
     # How long a request waits for an unreachable database before answering 503.
     database_timeout_ms: int = 5000
     graphiql: bool = True
+    # Abuse limits: GraphQL documents (favgate.schema.limits), request bodies (favgate.bodylimit).
+    introspection: bool = True
+    max_query_depth: int = 10
+    max_query_aliases: int = 15
+    max_query_tokens: int = 2000
+    max_body_bytes: int = 64 * 1024
     log_level: str = "info"
+    # Subscriptions (and other operations in flight) one WebSocket connection may hold.
+    max_subscriptions_per_connection: int = 10
+    cache_ttl_seconds: float = DEFAULT_CACHE_TTL
+    # Requests per token per 60 s, shared by REST and GraphQL (favgate.ratelimit).
+    rate_limit: int = 100
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,7 +80,17 @@ class Settings:
             write_journal=_boolean(env, "FAVGATE_WRITE_JOURNAL", True),
             database_timeout_ms=_integer(env, "FAVGATE_DATABASE_TIMEOUT_MS", 5000),
             graphiql=_boolean(env, "FAVGATE_GRAPHIQL", environment == "development"),
+            introspection=_boolean(env, "FAVGATE_INTROSPECTION", environment == "development"),
+            max_query_depth=_integer(env, "FAVGATE_MAX_QUERY_DEPTH", 10),
+            max_query_aliases=_integer(env, "FAVGATE_MAX_QUERY_ALIASES", 15),
+            max_query_tokens=_integer(env, "FAVGATE_MAX_QUERY_TOKENS", 2000),
+            max_body_bytes=_integer(env, "FAVGATE_MAX_BODY_BYTES", 64 * 1024),
             log_level=env.get("FAVGATE_LOG_LEVEL", "info").lower(),
+            max_subscriptions_per_connection=_integer(
+                env, "FAVGATE_MAX_SUBSCRIPTIONS_PER_CONNECTION", 10
+            ),
+            cache_ttl_seconds=_cache_ttl(env.get("FAVGATE_CACHE_TTL_SECONDS")),
+            rate_limit=_integer(env, "FAVGATE_RATE_LIMIT", 100),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -111,6 +137,20 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[_T, ...], default:
         if value == choice:
             return choice
     raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _cache_ttl(raw: str | None) -> float:
+    if raw is None:
+        return DEFAULT_CACHE_TTL
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= MAX_CACHE_TTL:  # NaN fails this too
+        raise ConfigError(
+            f"FAVGATE_CACHE_TTL_SECONDS must be a number from 0 to {MAX_CACHE_TTL}; got {raw!r}"
+        )
+    return value
 
 
 def _integer(env: Mapping[str, str], name: str, default: int) -> int:

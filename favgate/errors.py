@@ -18,8 +18,13 @@ maps it to an error in one place (``favgate.schema.errors``)::
     │   ├── MessageNotFound              "Message not found"
     │   └── AccountNotFound              "Account not found"
     ├── Conflict                    409  CONFLICT  (creating what already exists)
+    ├── PayloadTooLarge             413  PAYLOAD_TOO_LARGE  "Request body too large"
+    ├── UnsupportedMediaType        415  UNSUPPORTED_MEDIA_TYPE
+    │                                    "Content-Type must be application/json"
+    ├── RateLimited                 429  RATE_LIMITED  "Rate limit exceeded. Try again later."
     ├── InstanceNotConnected        503  INSTANCE_NOT_CONNECTED
-    └── ServiceUnavailable          503  SERVICE_UNAVAILABLE  (database unreachable)
+    ├── ServiceUnavailable          503  SERVICE_UNAVAILABLE  (database unreachable)
+    └── ChangeStreamsUnavailable    503  SUBSCRIPTIONS_UNAVAILABLE  (no change streams)
 
 Anything else that escapes a request is a bug: clients get a generic message and the log
 keeps the detail (see ``public_error``).
@@ -106,6 +111,30 @@ class Conflict(FavgateError):
     message = "Already exists"
 
 
+class PayloadTooLarge(FavgateError):
+    """The body is over ``max_body_bytes`` (see ``favgate.bodylimit``)."""
+
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+    message = "Request body too large"
+
+
+class UnsupportedMediaType(FavgateError):
+    """A body that is not JSON (see ``favgate.bodylimit``)."""
+
+    status_code = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    message = "Content-Type must be application/json"
+
+
+class RateLimited(FavgateError):
+    """The token's budget is spent (see ``favgate.ratelimit``)."""
+
+    status_code = 429
+    code = "RATE_LIMITED"
+    message = "Rate limit exceeded. Try again later."
+
+
 class InstanceNotConnected(FavgateError):
     status_code = 503
     code = "INSTANCE_NOT_CONNECTED"
@@ -116,6 +145,14 @@ class ServiceUnavailable(FavgateError):
     status_code = 503
     code = "SERVICE_UNAVAILABLE"
     message = "Service temporarily unavailable"
+
+
+class ChangeStreamsUnavailable(FavgateError):
+    """The database cannot stream changes: a standalone server, not a replica set."""
+
+    status_code = 503
+    code = "SUBSCRIPTIONS_UNAVAILABLE"
+    message = "Subscriptions need a MongoDB replica set: the database has no change streams"
 
 
 class InternalError(FavgateError):

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from favgate import metrics
 from favgate.auth import Access, token_from_headers
 from favgate.errors import FavgateError, InternalError, InvalidRequestBody, public_error
 from favgate.resolvers import FavoriteResult, Target, set_favorite
@@ -105,6 +106,7 @@ def error_response(exc: BaseException) -> JSONResponse:
         error = InternalError()
     elif not isinstance(exc, FavgateError):
         logger.warning("database unavailable: %s", exc)
+    metrics.count_database_error(error, api="rest")
     return JSONResponse(error_body(error.message), status_code=error.status_code)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,8 @@ def settings(mongodb_uri: str, driver: str) -> Settings:
         Settings(
             mongo_driver=driver,  # type: ignore[arg-type]
             graphiql=True,
+            # Never trips: tests of the limit itself build settings with small limits.
+            rate_limit=1_000_000,
         )
         .with_uri(mongodb_uri)
         .replace(database=f"favgate_test_{uuid.uuid4().hex[:12]}")
@@ -86,6 +89,16 @@ async def app(settings: Settings, storage: Storage) -> AsyncIterator[LifespanApp
     application = create_app(settings)
     async with application.router.lifespan_context(application) as state:
         yield LifespanApp(application, dict(state or {}))
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for a fresh app built from ``settings``, inside the app's lifespan."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application) as state:
+        transport = httpx.ASGITransport(app=LifespanApp(application, dict(state or {})))
+        async with httpx.AsyncClient(transport=transport, base_url="http://favgate.test") as c:
+            yield c
 
 
 @pytest.fixture

@@ -55,6 +55,7 @@ def test_reads_every_variable() -> None:
         write_journal=False,
         database_timeout_ms=750,
         graphiql=False,
+        introspection=False,
         log_level="debug",
     )
 

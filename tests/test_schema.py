@@ -244,7 +244,12 @@ def test_schema_has_the_issue_sdl() -> None:
     for name, named in required.type_map.items():
         if name.startswith("__"):
             continue
-        assert shape(live.type_map[name]) == shape(named), name
+        live_shape, required_shape = shape(live.type_map[name]), shape(named)
+        if isinstance(required_shape, dict):
+            # Later issues add fields (setFavorites); the required ones stay as they are.
+            assert isinstance(live_shape, dict), name
+            live_shape = {field: live_shape.get(field) for field in required_shape}
+        assert live_shape == required_shape, name
     defaults = schema.execute_sync(
         '{ __type(name: "Query") { fields { name args { name defaultValue } } } }'
     )
@@ -1035,6 +1040,8 @@ MESSAGE_PAGE_COUNTED = (
 )
 ACCOUNT_TOKEN_LOOKUP = [("find", "accounts")]
 INSTANCE_TOKEN_LOOKUP = [("find", "accounts"), ("find", "instances")]
+# The rate limiter's one check, right after the token lookup (favgate.ratelimit).
+RATE_LIMIT_CHECK = [("findAndModify", "rate_limits")]
 LISTING = [("find", "instances"), ("find", "favorites"), ("find", "messages")]
 COUNT = [("aggregate", "favorites")]
 
@@ -1042,10 +1049,10 @@ COUNT = [("aggregate", "favorites")]
 @pytest.mark.parametrize(
     ("caller", "query", "expected"),
     [
-        ("acme", MESSAGE_PAGE, ACCOUNT_TOKEN_LOOKUP + LISTING),
-        ("main", MESSAGE_PAGE, INSTANCE_TOKEN_LOOKUP + LISTING),
-        ("acme", MESSAGE_PAGE_COUNTED, ACCOUNT_TOKEN_LOOKUP + LISTING + COUNT),
-        ("main", MESSAGE_PAGE_COUNTED, INSTANCE_TOKEN_LOOKUP + LISTING + COUNT),
+        ("acme", MESSAGE_PAGE, ACCOUNT_TOKEN_LOOKUP + RATE_LIMIT_CHECK + LISTING),
+        ("main", MESSAGE_PAGE, INSTANCE_TOKEN_LOOKUP + RATE_LIMIT_CHECK + LISTING),
+        ("acme", MESSAGE_PAGE_COUNTED, ACCOUNT_TOKEN_LOOKUP + RATE_LIMIT_CHECK + LISTING + COUNT),
+        ("main", MESSAGE_PAGE_COUNTED, INSTANCE_TOKEN_LOOKUP + RATE_LIMIT_CHECK + LISTING + COUNT),
     ],
     ids=["account-token", "instance-token", "account-token-count", "instance-token-count"],
 )

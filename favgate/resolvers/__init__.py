@@ -1,5 +1,12 @@
 """Domain operations, called by both the GraphQL schema and the REST route."""
 
+from favgate.resolvers.batch import (
+    MAX_ITEMS,
+    FavoriteItem,
+    ItemOutcome,
+    check_batch_size,
+    set_favorites,
+)
 from favgate.resolvers.favorites import (
     FavoritePage,
     FavoriteResult,
@@ -13,12 +20,17 @@ from favgate.resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
+    "MAX_ITEMS",
     "MAX_PAGE_SIZE",
+    "FavoriteItem",
     "FavoritePage",
     "FavoriteResult",
+    "ItemOutcome",
     "Target",
+    "check_batch_size",
     "get_favorite",
     "list_favorites",
     "normalize_number",
     "set_favorite",
+    "set_favorites",
 ]

@@ -50,6 +50,18 @@ class Target:
             return cls(chat_jid=normalize_number(number))
         raise TargetRequired()
 
+    def resolve(self, message_chat: str | None) -> FavoriteTarget:
+        """What a favorite is recorded on; for a message, ``message_chat`` is the chat the
+        caller found it in (None: ``MessageNotFound``)."""
+        if self.message_id is None:
+            assert self.chat_jid is not None  # from_request guarantees one of the two
+            return FavoriteTarget(type=FavoriteType.CHAT, chat_jid=self.chat_jid)
+        if message_chat is None:
+            raise MessageNotFound()
+        return FavoriteTarget(
+            type=FavoriteType.MESSAGE, chat_jid=message_chat, message_id=self.message_id
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class FavoriteResult:
@@ -62,6 +74,16 @@ class FavoriteResult:
     type: FavoriteType
     success: bool = True
 
+    @classmethod
+    def of(cls, target: FavoriteTarget, favorite: bool) -> FavoriteResult:
+        return cls(
+            message=_MESSAGES[target.type, favorite],
+            chat_jid=target.chat_jid,
+            message_id=target.message_id,
+            favorite=favorite,
+            type=target.type,
+        )
+
 
 async def set_favorite(
     storage: Storage, instance: Instance, target: Target, favorite: bool
@@ -71,14 +93,8 @@ async def set_favorite(
     if not instance.connected:
         raise InstanceNotConnected()
     resolved = await _resolve(storage, instance, target)
-    await storage.favorites.set(instance.name, resolved, favorite, _now())
-    return FavoriteResult(
-        message=_MESSAGES[resolved.type, favorite],
-        chat_jid=resolved.chat_jid,
-        message_id=resolved.message_id,
-        favorite=favorite,
-        type=resolved.type,
-    )
+    await storage.favorites.set(instance.name, resolved, favorite, now())
+    return FavoriteResult.of(resolved, favorite)
 
 
 async def get_favorite(storage: Storage, instance: Instance, target: Target) -> Favorite | None:
@@ -133,17 +149,11 @@ async def list_favorites(
 
 async def _resolve(storage: Storage, instance: Instance, target: Target) -> FavoriteTarget:
     if target.message_id is None:
-        assert target.chat_jid is not None  # Target.from_request guarantees one of the two
-        return FavoriteTarget(type=FavoriteType.CHAT, chat_jid=target.chat_jid)
-    message = await storage.messages.get(instance.name, target.message_id)
-    if message is None:
-        raise MessageNotFound()
-    return FavoriteTarget(
-        type=FavoriteType.MESSAGE, chat_jid=message.chat_jid, message_id=message.id
-    )
+        return target.resolve(None)
+    return target.resolve(await storage.messages.chat_of(instance.name, target.message_id))
 
 
-def _now() -> datetime:
+def now() -> datetime:
     # BSON dates hold milliseconds; truncate now so what is returned equals what is stored.
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    moment = datetime.now(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

@@ -32,7 +32,9 @@ def encode_cursor(favorite: Favorite) -> str:
     # The sort key itself, so a cursor stays valid whatever is added or removed around it.
     # Integer arithmetic: float seconds times 1000 can fall a millisecond short.
     millis = (favorite.favorited_at - _EPOCH) // timedelta(milliseconds=1)
-    payload = json.dumps([millis, favorite.id], separators=(",", ":")).encode()
+    # The JSON [millis, "id"], written out: json.dumps costs more than the rest of a
+    # listing's per-edge work. An id is 24 hex digits, which need no escaping.
+    payload = f'[{millis},"{favorite.id}"]'.encode()
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 

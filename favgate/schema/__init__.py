@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import ParserCache
+from strawberry.schema.schema import StreamResult
+from strawberry.types.graphql import OperationType
 
 from favgate.config import Settings
-from favgate.schema.context import Context, GraphQLView, build_context
+from favgate.metrics import OperationMetrics
+from favgate.schema import limits
+from favgate.schema.batch import FavoriteError
+from favgate.schema.context import SUBSCRIPTION_PROTOCOLS, Context, GraphQLView, build_context
 from favgate.schema.errors import PublicErrors
 from favgate.schema.operations import Mutation, Query
+from favgate.schema.subscriptions import Subscription
 
-__all__ = ["Context", "GraphQLView", "Schema", "build_context", "build_schema", "schema"]
+__all__ = [
+    "SUBSCRIPTION_PROTOCOLS",
+    "Context",
+    "GraphQLView",
+    "Schema",
+    "build_context",
+    "build_schema",
+    "schema",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -25,15 +41,43 @@ class Schema(strawberry.Schema):
         for error in errors:
             logger.debug("GraphQL error: %s", error.message)
 
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        # Only the WebSocket streams (no HTTP stream transport is enabled), and it carries
+        # subscriptions only: queries and mutations go over HTTP, where the rate limit is.
+        return await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types=(OperationType.SUBSCRIPTION,),
+        )
+
 
 def build_schema(settings: Settings | None = None) -> Schema:
     """The schema, with the extensions ``settings`` call for (development by default)."""
+    settings = Settings() if settings is None else settings
     return Schema(
         query=Query,
         mutation=Mutation,
-        # Classes, not instances: Strawberry builds them per operation. The caches spare
-        # the parse and validation of documents a client sends again and again.
-        extensions=[ParserCache, ValidationCache, PublicErrors],
+        subscription=Subscription,
+        # FavoriteError is only ever returned as a FavoriteOutcome: name it explicitly.
+        types=[FavoriteError],
+        # Classes or factories: Strawberry builds them per operation. The caches spare
+        # the parse and validation (in limits, cached) of documents sent again and again.
+        # OperationMetrics first, so that it sees the errors PublicErrors has mapped.
+        extensions=[OperationMetrics, ParserCache, *limits.extensions(settings), PublicErrors],
+        execution_context_class=limits.execution_context_class(settings),
     )
 
 

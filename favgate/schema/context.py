@@ -5,17 +5,32 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+import orjson
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.dataloader import DataLoader
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UnsetType
 
+from favgate import graphiql
 from favgate.auth import Access, token_from_headers
+from favgate.errors import RateLimited
 from favgate.storage import Message, Storage
 
+if TYPE_CHECKING:
+    from favgate.ratelimit import RateLimiter
+
 MessageKey = tuple[str, str]  # (instance, message id)
+
+# The WebSocket speaks graphql-transport-ws only: the legacy graphql-ws protocol (of
+# subscriptions-transport-ws) is deprecated by its authors, and one protocol is one less
+# set of rules to secure.
+SUBSCRIPTION_PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
 
 
 @dataclass(slots=True)
@@ -25,13 +40,27 @@ class Context:
     # Per request, so that one query's messages are fetched together and never cached
     # across requests.
     messages: DataLoader[MessageKey, Message | None]
+    # The limiter that charged this HTTP request and the key it charged (favgate.ratelimit);
+    # None when nothing was charged (no known token, or a WebSocket).
+    rate_limit: tuple[RateLimiter, str] | None = None
+    # A WebSocket's connection_init payload; Strawberry sets it before on_ws_connect.
+    connection_params: dict[str, Any] | None = None
+
+    async def charge(self, cost: int) -> None:
+        """Spend ``cost`` more units of the request's budget, for an operation worth more
+        than one request; ``RateLimited`` when they are not all left."""
+        if self.rate_limit is None or cost <= 0:
+            return
+        limiter, key = self.rate_limit
+        if not (await limiter.acquire(key, cost=cost)).admitted:
+            raise RateLimited()
 
 
-def build_context(storage: Storage, token: str | None) -> Context:
+def build_context(storage: Storage, token: str | None, *, cache_messages: bool = True) -> Context:
     return Context(
         storage=storage,
         access=Access(storage, token),
-        messages=DataLoader(load_fn=_message_loader(storage)),
+        messages=DataLoader(load_fn=_message_loader(storage), cache=cache_messages),
     )
 
 
@@ -54,7 +83,45 @@ def _message_loader(
 class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view with favgate's typed context."""
 
+    def encode_json(self, data: object) -> str | bytes:
+        # orjson encodes a page of favorites several times faster than json. It refuses
+        # what json escapes (a lone surrogate echoed in an error), hence the fallback. A
+        # str, not bytes: Strawberry sends bytes over a WebSocket as binary frames.
+        try:
+            return orjson.dumps(data).decode()
+        except orjson.JSONEncodeError:
+            return super().encode_json(data)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # favgate's own page, every script and stylesheet served locally (no CDN).
+        return graphiql.page_response()
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        return build_context(request.state.storage, token_from_headers(request.headers))
+        storage, token = request.state.storage, token_from_headers(request.headers)
+        if isinstance(request, WebSocket):
+            # One context serves the whole connection: a message cache would live as long.
+            return build_context(storage, token, cache_messages=False)
+        context = build_context(storage, token)
+        context.rate_limit = _rate_limit(request.state)
+        return context
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """A token in the ``connection_init`` payload wins over the upgrade's headers.
+
+        Browsers cannot set headers on a WebSocket, so the payload is where they put it:
+        ``{"token": ...}`` (or ``{"Authorization": "Bearer ..."}``). It is checked, like a
+        header token, by each subscription.
+        """
+        params = {key.lower(): value for key, value in (context.connection_params or {}).items()}
+        if "token" in params or "authorization" in params:
+            fields = {key: value for key, value in params.items() if isinstance(value, str)}
+            context.access = Access(context.storage, token_from_headers(fields))
+        return UnsetType()  # acknowledge with no payload (UNSET itself is typed Any)
+
+
+def _rate_limit(state: State) -> tuple[RateLimiter, str] | None:
+    limiter = getattr(state, "rate_limiter", None)
+    key = getattr(state, "rate_limit_key", None)
+    return None if limiter is None or key is None else (limiter, key)

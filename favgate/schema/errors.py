@@ -14,9 +14,22 @@ import logging
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from favgate.errors import InternalError, public_error
+from favgate.errors import FavgateError, InternalError, public_error
 
 logger = logging.getLogger(__name__)
+
+
+def public_or_masked(exc: BaseException) -> FavgateError:
+    """What a client may see of ``exc``: its public error, or "Unexpected error." (logged).
+
+    Also for errors raised while a subscription streams: Strawberry reports those without
+    a path, so they must be made public before they leave the event stream.
+    """
+    public = public_error(exc)
+    if public is None:
+        logger.error("unexpected error in a GraphQL resolver", exc_info=exc)
+        public = InternalError("Unexpected error.")
+    return public
 
 
 def _raised_by_a_resolver(error: GraphQLError) -> bool:
@@ -32,10 +45,7 @@ class PublicErrors(MaskErrors):
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
         assert original is not None  # see _raised_by_a_resolver
-        public = public_error(original)
-        if public is None:
-            logger.error("unexpected error in a GraphQL resolver", exc_info=original)
-            public = InternalError("Unexpected error.")
+        public = public_or_masked(original)
         return GraphQLError(
             message=public.message,
             nodes=error.nodes,

@@ -5,9 +5,13 @@ from __future__ import annotations
 import strawberry
 
 from favgate import resolvers
+from favgate.schema import batch
+from favgate.schema.batch import FavoriteInput
+from favgate.schema.selection import selects
 from favgate.schema.types import (
     Favorite,
     FavoriteConnection,
+    FavoriteOutcome,
     FavoriteResult,
     FavoriteType,
     Info,
@@ -36,7 +40,12 @@ class Query:
             first=first,
             after=after,
         )
-        return FavoriteConnection.from_page(page)
+        if not selects(info, "edges", "node", "message"):
+            return FavoriteConnection.from_page(page)
+        # The page's messages in one query now, rather than a DataLoader batch later.
+        ids = [f.target.message_id for f in page.favorites if f.target.message_id is not None]
+        messages = await info.context.storage.messages.get_many(found.name, ids)
+        return FavoriteConnection.from_page(page, messages)
 
     @strawberry.field(
         description="The favorite record of a chat or a message (messageId wins), "
@@ -74,6 +83,18 @@ class Mutation:
         target = resolvers.Target.from_request(number, message_id)
         result = await resolvers.set_favorite(info.context.storage, found, target, favorite)
         return FavoriteResult.from_result(result)
+
+    @strawberry.mutation(
+        description=f"setFavorite for up to {resolvers.MAX_ITEMS} items in one database "
+        "write: one outcome per item, in order. An item's own error (a bad number, an "
+        "unknown message) is its outcome, a FavoriteError; errors of the request (token, "
+        "instance, too many items) fail it all. Each item counts against the rate limit; "
+        "when several items name one target, the last one decides its state."
+    )
+    async def set_favorites(
+        self, info: Info, instance: str, items: list[FavoriteInput]
+    ) -> list[FavoriteOutcome]:
+        return await batch.set_favorites(info, instance, items)
 
 
 def _stored_type(value: object) -> StoredFavoriteType | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import cast
 
 import strawberry
 
@@ -43,17 +45,30 @@ class Favorite:
     favorited_at: datetime
     updated_at: datetime
     instance: strawberry.Private[str]
+    # The message, when it was loaded with the favorite (a listing loads its page's).
+    loaded_message: strawberry.Private[Message | None] = None
+    message_loaded: strawberry.Private[bool] = False
 
     @strawberry.field(description="The favorited message; null for a chat favorite.")
-    async def message(self, info: Info) -> Message | None:
-        if self.message_id is None:
-            return None
-        record = await info.context.messages.load((self.instance, self.message_id))
-        return None if record is None else Message.from_record(record)
+    def message(self, info: Info) -> Message | None:
+        # Synchronous when the message was loaded with its page: no coroutine per edge.
+        # Otherwise the DataLoader batches the request's messages; graphql-core awaits
+        # the awaitable a resolver returns.
+        if self.message_id is None or self.message_loaded:
+            return self.loaded_message
+        loading = _load_message(info.context, self.instance, self.message_id)
+        return cast("Message | None", loading)
 
     @classmethod
-    def from_record(cls, favorite: storage.Favorite) -> Favorite:
+    def from_record(
+        cls, favorite: storage.Favorite, messages: Mapping[str, storage.Message] | None = None
+    ) -> Favorite:
+        """``favorite``; with ``messages`` (by id) when they were loaded along with it."""
+        message_id = favorite.target.message_id
+        loaded = None if messages is None or message_id is None else messages.get(message_id)
         return cls(
+            loaded_message=None if loaded is None else Message.from_record(loaded),
+            message_loaded=messages is not None,
             id=strawberry.ID(favorite.id),
             type=favorite.target.type,
             chat_jid=favorite.target.chat_jid,
@@ -65,8 +80,21 @@ class Favorite:
         )
 
 
+async def _load_message(context: Context, instance: str, message_id: str) -> Message | None:
+    record = await context.messages.load((instance, message_id))
+    return None if record is None else Message.from_record(record)
+
+
+@strawberry.interface(
+    description="What a favorite request came to: whether it succeeded, and its message."
+)
+class FavoriteOutcome:
+    success: bool
+    message: str
+
+
 @strawberry.type(description="The outcome of setFavorite: the fields of the REST success body.")
-class FavoriteResult:
+class FavoriteResult(FavoriteOutcome):
     success: bool
     message: str
     chat_jid: str
@@ -110,9 +138,14 @@ class FavoriteConnection:
         return await self.page.count()
 
     @classmethod
-    def from_page(cls, page: resolvers.FavoritePage) -> FavoriteConnection:
+    def from_page(
+        cls, page: resolvers.FavoritePage, messages: Mapping[str, storage.Message] | None = None
+    ) -> FavoriteConnection:
+        """``page``; with ``messages`` (by id) when they were loaded along with it."""
         edges = [
-            FavoriteEdge(cursor=page.cursor(favorite), node=Favorite.from_record(favorite))
+            FavoriteEdge(
+                cursor=page.cursor(favorite), node=Favorite.from_record(favorite, messages)
+            )
             for favorite in page.favorites
         ]
         page_info = PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)

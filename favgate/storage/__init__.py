@@ -11,12 +11,15 @@ from typing import Any
 
 from pymongo import WriteConcern
 
-from favgate.config import Settings
+from favgate.config import DEFAULT_CACHE_TTL, Settings
 from favgate.storage import driver
+from favgate.storage.caching import CachingDirectory, CachingMessages
+from favgate.storage.changes import FavoriteChange, FavoriteChanges, ResumeToken, Subscriber
 from favgate.storage.directory import Directory
 from favgate.storage.favorites import Favorites
 from favgate.storage.indexes import ensure_indexes
 from favgate.storage.messages import Messages
+from favgate.storage.ratelimits import RateLimits, Window
 from favgate.storage.records import (
     Caller,
     Favorite,
@@ -32,6 +35,7 @@ from favgate.storage.records import (
 __all__ = [
     "Caller",
     "Favorite",
+    "FavoriteChange",
     "FavoriteFilter",
     "FavoriteTarget",
     "FavoriteType",
@@ -39,7 +43,11 @@ __all__ = [
     "InstanceStatus",
     "Message",
     "Position",
+    "RateLimits",
+    "ResumeToken",
     "Storage",
+    "Subscriber",
+    "Window",
     "open_storage",
 ]
 
@@ -47,12 +55,17 @@ __all__ = [
 class Storage:
     """The database handle a running gateway (or a CLI command) shares."""
 
-    def __init__(self, client: driver.Client, database: Any) -> None:
+    def __init__(
+        self, client: driver.Client, database: Any, cache_ttl: float = DEFAULT_CACHE_TTL
+    ) -> None:
         self._client = client
         self._database = database
-        self.directory = Directory(database)
-        self.messages = Messages(database)
+        # Caches of this Storage's own (see storage.caching): one per app, never shared.
+        self.directory: Directory = CachingDirectory(database, cache_ttl)
+        self.messages: Messages = CachingMessages(database)
         self.favorites = Favorites(database)
+        self.changes = FavoriteChanges(database)
+        self.rate_limits = RateLimits(database)
 
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""
@@ -66,6 +79,7 @@ class Storage:
         await self._client.drop_database(self._database.name)
 
     async def close(self) -> None:
+        await self.changes.close()  # its stream first, while the client still works
         await driver.close(self._client)
 
 
@@ -77,4 +91,5 @@ def open_storage(settings: Settings) -> Storage:
         settings.mongodb_uri, settings.mongo_driver, settings.database_timeout_ms
     )
     concern = WriteConcern(w=settings.write_concern_w, j=settings.write_journal)
-    return Storage(client, client.get_database(settings.database, write_concern=concern))
+    database = client.get_database(settings.database, write_concern=concern)
+    return Storage(client, database, settings.cache_ttl_seconds)

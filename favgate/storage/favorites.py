@@ -8,12 +8,13 @@ Listings return current favorites only.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import DESCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo import DESCENDING, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from favgate.storage.indexes import FAVORITES
 from favgate.storage.records import (
@@ -25,6 +26,7 @@ from favgate.storage.records import (
 )
 
 _NEWEST_FIRST = [("favorited_at", DESCENDING), ("_id", DESCENDING)]
+DUPLICATE_KEY = 11000
 
 
 class Favorites:
@@ -40,19 +42,33 @@ class Favorites:
         requests cannot create two records: the unique index on the target lets one
         insert win and the others fail with a duplicate key, which means "already set".
         """
-        key = _key(instance, target)
-        if not favorite:
-            await self._favorites.update_one(
-                {**key, "favorite": True}, {"$set": {"favorite": False, "updated_at": now}}
-            )
-            return
+        query, update, upsert = _switch(instance, target, favorite, now)
         # A duplicate key means the record exists and is already a favorite.
         with contextlib.suppress(DuplicateKeyError):
-            await self._favorites.update_one(
-                {**key, "favorite": {"$ne": True}},
-                {"$set": {"favorite": True, "favorited_at": now, "updated_at": now}},
-                upsert=True,
-            )
+            await self._favorites.update_one(query, update, upsert=upsert)
+
+    async def set_many(
+        self, instance: str, states: Iterable[tuple[FavoriteTarget, bool]], now: datetime
+    ) -> None:
+        """``set`` for many targets in one round trip (one unordered bulk write).
+
+        The server may apply the writes in any order: a target given twice ends in either
+        state (the resolvers give each target once).
+        """
+        operations = [
+            UpdateOne(*_switch(instance, target, favorite, now)) for target, favorite in states
+        ]
+        if not operations:
+            return
+        try:
+            await self._favorites.bulk_write(operations, ordered=False)
+        except BulkWriteError as exc:
+            # As in ``set``: a duplicate key means another writer won the insert.
+            details = exc.details
+            if details.get("writeConcernErrors") or any(
+                error["code"] != DUPLICATE_KEY for error in details["writeErrors"]
+            ):
+                raise
 
     async def get(self, instance: str, target: FavoriteTarget) -> Favorite | None:
         doc = await self._favorites.find_one(_key(instance, target))
@@ -81,6 +97,33 @@ class Favorites:
 
     async def count(self, where: FavoriteFilter) -> int:
         return int(await self._favorites.count_documents(_current(where)))
+
+
+def _switch(
+    instance: str, target: FavoriteTarget, favorite: bool, now: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+    """(query, update, upsert) of the write that makes the target's state ``favorite``.
+
+    The query is the target's key alone, equalities on its unique index: SecantusDB (the
+    embedded database) plans a collection scan as soon as a predicate falls outside the
+    index, which made every write cost a scan of all favorites. The update is a pipeline
+    that keeps the dates when the state already holds, so repeating a write changes
+    nothing. Switching on upserts (a target's first favorite creates its record);
+    switching off never creates one.
+    """
+    already = {"$eq": ["$favorite", favorite]}
+    state: dict[str, Any] = {
+        "favorite": favorite,
+        "updated_at": _unless(already, "$updated_at", now),
+    }
+    if favorite:
+        state["favorited_at"] = _unless(already, "$favorited_at", now)
+    return _key(instance, target), [{"$set": state}], favorite
+
+
+def _unless(condition: dict[str, Any], kept: str, value: datetime) -> dict[str, Any]:
+    """``kept`` (a field) when ``condition`` holds, else ``value``."""
+    return {"$cond": [condition, kept, value]}
 
 
 def _key(instance: str, target: FavoriteTarget) -> dict[str, Any]:

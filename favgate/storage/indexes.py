@@ -10,6 +10,7 @@ ACCOUNTS = "accounts"
 INSTANCES = "instances"
 MESSAGES = "messages"
 FAVORITES = "favorites"
+RATE_LIMITS = "rate_limits"
 
 INDEXES: dict[str, list[IndexModel]] = {
     ACCOUNTS: [
@@ -58,6 +59,10 @@ INDEXES: dict[str, list[IndexModel]] = {
             ],
             name="current_by_chat_newest_first",
         ),
+    ],
+    RATE_LIMITS: [
+        # Idle keys disappear once their last hit has left the window (storage.ratelimits).
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_at_ttl"),
     ],
 }
 

@@ -25,6 +25,12 @@ class Messages:
         doc = await self._messages.find_one({"instance": instance, "id": message_id}, _FIELDS)
         return None if doc is None else Message.from_document(doc)
 
+    async def chat_of(self, instance: str, message_id: str) -> str | None:
+        """The chat JID of a message; None if there is no such message."""
+        query = {"instance": instance, "id": message_id}
+        doc = await self._messages.find_one(query, {"_id": 0, "chat_jid": 1})
+        return None if doc is None else str(doc["chat_jid"])
+
     async def get_many(self, instance: str, message_ids: Iterable[str]) -> dict[str, Message]:
         """The messages found among ``message_ids``, by id, in one round trip."""
         ids = list(dict.fromkeys(message_ids))

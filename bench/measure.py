@@ -1,0 +1,172 @@
+"""Measuring a server process: its own CPU and memory accounting, its database command
+counter, and the load wrk puts on it.
+
+CPU time is the process's utime + stime from ``/proc/<pid>/stat``, read before and after a
+run: everything the gateway process spent, in every thread (motor's included), and
+nothing the database or wrk spent. Peak RSS is ``VmHWM``, reset before each run through
+``/proc/<pid>/clear_refs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid``, all threads, in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
+
+
+def memory_mb(pid: int, field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of ``pid``, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def reset_peak_rss(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+class Server:
+    """``bench/serve.py KIND PORT`` as a child process."""
+
+    def __init__(self, kind: str, port: int, env: dict[str, str], log: Path) -> None:
+        self.kind = kind
+        self.url = f"http://127.0.0.1:{port}"
+        self._log = log.open("ab")
+        command = [sys.executable, str(BENCH / "serve.py"), kind, str(port)]
+        self.process = subprocess.Popen(
+            command, cwd=BENCH, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self.pid = self.process.pid
+        self._wait_until_ready()
+
+    def _wait_until_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited; see {self._log.name}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} did not answer in {timeout} s")
+
+    def commands(self) -> int:
+        with urllib.request.urlopen(f"{self.url}/__bench__/commands", timeout=5) as response:
+            return int(json.load(response)["commands"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self._log.close()
+
+
+@dataclass(frozen=True)
+class Load:
+    """One wrk run: which requests, how many connections, how long."""
+
+    workload: str  # chat, message, set, page (see wrk.lua)
+    connections: int
+    seconds: int
+    run: int  # unique per run: chat numbers never repeat across runs
+
+    def command(self, server: Server, tokens: Path, messages: int) -> list[str]:
+        return [
+            "wrk",
+            "-t1",
+            f"-c{self.connections}",
+            f"-d{self.seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(BENCH / "wrk.lua"),
+            server.url,
+            "--",
+            "baseline" if server.kind == "baseline" else "favgate",  # the requests to send
+            self.workload,
+            str(self.run),
+            str(tokens),
+            str(messages),
+        ]
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    for line in output.splitlines():
+        if line.startswith("BENCH-JSON "):
+            result: dict[str, Any] = json.loads(line.removeprefix("BENCH-JSON "))
+            return result
+    raise RuntimeError(f"no result in wrk's output:\n{output}")
+
+
+def measure(server: Server, load: Load, tokens: Path, messages: int) -> dict[str, Any]:
+    """Run ``load`` against ``server``; what it cost the server, per request."""
+    reset_peak_rss(server.pid)
+    commands, cpu = server.commands(), cpu_seconds(server.pid)
+    run = subprocess.run(
+        load.command(server, tokens, messages), capture_output=True, text=True, check=True
+    )
+    cpu, commands = cpu_seconds(server.pid) - cpu, server.commands() - commands
+    wrk = parse_wrk(run.stdout)
+    if any(wrk["errors"].values()):
+        raise RuntimeError(f"{server.kind} {load}: errors {wrk['errors']}\n{run.stdout}")
+    requests = wrk["requests"]
+    if requests == 0:
+        raise RuntimeError(f"{server.kind} {load}: no request completed\n{run.stdout}")
+    return {
+        "requests": requests,
+        "throughput": requests / (wrk["duration_us"] / 1e6),
+        "p50_ms": wrk["p50_us"] / 1000,
+        "p99_ms": wrk["p99_us"] / 1000,
+        "cpu_us_per_request": cpu / requests * 1e6,
+        "round_trips_per_request": commands / requests,
+        "peak_rss_mb": memory_mb(server.pid, "VmHWM"),
+    }
+
+
+async def _open_keepalive(port: int) -> asyncio.StreamWriter:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    await reader.readexactly(length)
+    return writer
+
+
+async def _rss_with_connections(server: Server, count: int) -> float:
+    port = int(server.url.rsplit(":", 1)[1])
+    writers = await asyncio.gather(*(_open_keepalive(port) for _ in range(count)))
+    try:
+        # Measured at once: uvicorn closes a keep-alive connection idle for 5 s.
+        return memory_mb(server.pid, "VmRSS")
+    finally:
+        for writer in writers:
+            writer.close()
+
+
+def rss_with_connections(server: Server, count: int) -> float:
+    """RSS while ``count`` keep-alive connections, each having made a request, are open."""
+    rss = asyncio.run(_rss_with_connections(server, count))
+    time.sleep(0.5)  # let the server notice the closed connections
+    return rss

@@ -1,0 +1,101 @@
+"""Serve favgate or the baseline for the benchmark, counting database round trips.
+
+    python bench/serve.py favgate|favgate-nolimit|baseline PORT
+
+Runs uvicorn as ``favgate serve`` does in production (uvloop, httptools, one worker,
+access log off). Before the app opens its database client, a PyMongo command listener is
+registered that counts every command sent to the benchmark's database; the count is
+served on ``GET /__bench__/commands``, a route this wrapper adds in front of the app.
+Nothing of this is in favgate's own app: the counter exists only in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from typing import Any
+
+import uvicorn
+from pymongo import monitoring
+
+COUNTER_PATH = "/__bench__/commands"
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Commands started against one database. motor runs PyMongo in threads: locked."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.database_name == self.database:
+            with self._lock:
+                self.count += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+class WithCounter:
+    """The app, plus the counter's route in front of it (pure ASGI)."""
+
+    def __init__(self, app: Any, counter: CommandCounter) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == COUNTER_PATH:
+            body = json.dumps({"commands": self.counter.count}).encode()
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def build(kind: str) -> Any:
+    if kind == "baseline":
+        import baseline
+
+        return baseline.create_app()
+    from favgate.app import create_app
+    from favgate.config import Settings
+    from favgate.logs import configure_logging
+    from favgate.ratelimit import RateLimitMiddleware
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)  # as favgate serve does
+    app = create_app(settings)
+    if kind == "favgate-nolimit":
+        # A diagnosis, never a deployment: the same app without its rate-limit middleware,
+        # to tell the limiter's cost from the rest of the gateway's.
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not RateLimitMiddleware]
+    return app
+
+
+def main(kind: str, port: int) -> None:
+    counter = CommandCounter(os.environ.get("BENCH_DATABASE", "favgate"))
+    monitoring.register(counter)
+    config = uvicorn.Config(
+        WithCounter(build(kind), counter),
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        workers=1,
+        access_log=False,
+        log_level="warning",
+        log_config=None if kind.startswith("favgate") else uvicorn.config.LOGGING_CONFIG,
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))

@@ -1,0 +1,131 @@
+"""Hostile request bodies, refused before any route (or the rate limiter) reads them.
+
+A pure ASGI middleware for every HTTP request:
+
+- **415** ``UnsupportedMediaType`` for a ``POST`` to the REST route or ``/graphql`` whose
+  ``Content-Type`` is not ``application/json`` (parameters such as ``charset`` are
+  allowed): every body favgate reads is JSON. For ``/graphql`` this is also the CSRF
+  defence: a browser sends a cross-site request without a CORS preflight only as a form
+  or ``text/plain``, and a ``multipart/form-data`` upload never reaches Strawberry.
+- **413** ``PayloadTooLarge`` for a body over ``max_body_bytes``: refused on its
+  ``Content-Length`` before a byte is read, else while it streams in (a chunked body has
+  no length). The body, at most the cap, is buffered here and handed on to the app whole.
+
+REST refusals take the contract's error shape (``favgate.rest.error_response``); GraphQL
+ones take GraphQL's, ``{"data": null, "errors": [{"message", "extensions": {"code"}}]}``,
+with the same HTTP status.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from favgate import rest
+from favgate.errors import FavgateError, PayloadTooLarge, UnsupportedMediaType
+
+JSON = "application/json"
+GRAPHQL_PATH = "/graphql"
+# The routes that read a body. Elsewhere a POST meets the router's 404 or 405 first.
+JSON_ROUTES = ("/api/chat/favorite", GRAPHQL_PATH)
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            check_headers(scope, self.max_body_bytes)
+            body = await read_body(receive, self.max_body_bytes)
+        except FavgateError as exc:
+            await refusal(scope, exc)(scope, receive, send)
+            return
+        if body is not None:  # else the client has gone: there is no one to answer
+            await self.app(lowercase_media_type(scope), replay(body, receive), send)
+
+
+def refusal(scope: Scope, error: FavgateError) -> Response:
+    """``error`` in the shape of the API the request was for."""
+    if scope["path"] != GRAPHQL_PATH:
+        return rest.error_response(error)
+    errors = [{"message": error.message, "extensions": error.extensions}]
+    return JSONResponse({"data": None, "errors": errors}, status_code=error.status_code)
+
+
+def check_headers(scope: Scope, max_body_bytes: int) -> None:
+    """The checks the headers alone decide: media type first, then declared length."""
+    headers = Headers(scope=scope)
+    if reads_json(scope) and not is_json(headers.get("content-type")):
+        raise UnsupportedMediaType()
+    length = headers.get("content-length", "")
+    # A malformed length is left to the server; the streaming count still holds.
+    if length.isascii() and length.isdigit() and int(length) > max_body_bytes:
+        raise PayloadTooLarge()
+
+
+def reads_json(scope: Scope) -> bool:
+    path: str = scope["path"]
+    on_route = any(path == route or path.startswith(f"{route}/") for route in JSON_ROUTES)
+    return scope["method"] == "POST" and on_route
+
+
+def is_json(content_type: str | None) -> bool:
+    """``application/json``, in any case, with or without parameters."""
+    if content_type is None:
+        return False
+    essence = content_type.partition(";")[0].strip().lower()
+    return essence == JSON
+
+
+def lowercase_media_type(scope: Scope) -> Scope:
+    """``scope`` with its media type in lower case (parameters untouched): media types are
+    case-insensitive, but Strawberry compares them as they come."""
+    headers = [
+        (name, _lowercase_essence(value) if name == b"content-type" else value)
+        for name, value in scope["headers"]
+    ]
+    return {**scope, "headers": headers}
+
+
+def _lowercase_essence(value: bytes) -> bytes:
+    essence, separator, parameters = value.partition(b";")
+    return essence.lower() + separator + parameters
+
+
+async def read_body(receive: Receive, max_body_bytes: int) -> bytes | None:
+    """The whole body, or ``PayloadTooLarge`` as soon as it passes the cap; None if the
+    client disconnects first."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            return None
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > max_body_bytes:
+            raise PayloadTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the buffered body, then the server's messages
+    (``http.disconnect``) as they come."""
+    delivered = False
+
+    async def replayed() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed

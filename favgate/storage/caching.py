@@ -1,0 +1,109 @@
+"""The repositories' hot lookups, remembered per ``Storage``.
+
+Every request looks up its token's caller and its instance; a message favorite also looks
+up the message's chat. At steady state these would cost more round trips than the write
+itself, so:
+
+- Callers and instances are kept ``ttl`` seconds (``FAVGATE_CACHE_TTL_SECONDS``, at most
+  2): a revoked token or a disconnected instance takes effect within that delay, wherever
+  the change was made. Negative answers are kept too, for the same delay: a flood of
+  requests with bad tokens then costs the database one lookup per token and per ``ttl``,
+  and a token created elsewhere becomes valid within ``ttl``, which is acceptable.
+- A message's chat is kept without expiry (a message never moves to another chat), in a
+  bounded LRU. Only found messages are kept: the upstream engine may write a message a
+  moment after a client first asks for it.
+
+Changes made through this ``Storage`` clear what they could have made stale once they are
+done, so a process reads its own writes (the CLI, tests). Changes made elsewhere (another
+process, the upstream engine) take effect within the TTL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from favgate.cache import MISS, Lookup, LruCache
+from favgate.config import MAX_CACHE_TTL
+from favgate.storage.directory import Directory
+from favgate.storage.messages import Messages
+from favgate.storage.records import Caller, Instance, InstanceStatus
+
+# Bounds on memory: a flood of random tokens evicts old entries instead of growing.
+MAX_CALLERS = 10_000
+MAX_INSTANCES = 10_000
+MAX_MESSAGE_CHATS = 65_536
+
+
+class CachingDirectory(Directory):
+    def __init__(self, database: Any, ttl: float) -> None:
+        if not 0 <= ttl <= MAX_CACHE_TTL:
+            raise ValueError(f"the cache TTL must be from 0 to {MAX_CACHE_TTL} seconds")
+        super().__init__(database)
+        self._caller_lookup: Lookup[str, Caller | None] = Lookup(
+            LruCache(MAX_CALLERS, ttl), super().find_caller
+        )
+        self._instance_lookup: Lookup[str, Instance | None] = Lookup(
+            LruCache(MAX_INSTANCES, ttl), super().find_instance
+        )
+
+    async def find_caller(self, token_hash: str) -> Caller | None:
+        return await self._caller_lookup(token_hash)
+
+    async def find_instance(self, name: str) -> Instance | None:
+        return await self._instance_lookup(name)
+
+    async def create_account(self, name: str, token_hash: str) -> None:
+        await super().create_account(name, token_hash)
+        self._forget()
+
+    async def create_instance(
+        self, name: str, account: str, status: InstanceStatus, token_hash: str
+    ) -> None:
+        await super().create_instance(name, account, status, token_hash)
+        self._forget()
+
+    async def set_instance_status(self, name: str, status: InstanceStatus) -> bool:
+        changed = await super().set_instance_status(name, status)
+        self._forget()
+        return changed
+
+    async def reset_account(self, name: str, token_hash: str) -> None:
+        await super().reset_account(name, token_hash)
+        self._forget()
+
+    async def reset_instance(
+        self, name: str, account: str, status: InstanceStatus, token_hash: str
+    ) -> None:
+        await super().reset_instance(name, account, status, token_hash)
+        self._forget()
+
+    def _forget(self) -> None:
+        # Writes are rare (the CLI, demo seeding): forgetting everything is simplest, and
+        # the old hash of a rotated token is not known here. Lookups in flight during the
+        # write are not remembered either (see Lookup.forget).
+        self._caller_lookup.forget()
+        self._instance_lookup.forget()
+
+
+class CachingMessages(Messages):
+    def __init__(self, database: Any) -> None:
+        super().__init__(database)
+        self._chat_cache: LruCache[tuple[str, str], str] = LruCache(MAX_MESSAGE_CHATS)
+
+    async def chat_of(self, instance: str, message_id: str) -> str | None:
+        chat = self._chat_cache.get((instance, message_id))
+        if chat is MISS:
+            found = await super().chat_of(instance, message_id)
+            if found is None:
+                return None
+            self._chat_cache.put((instance, message_id), found)
+            chat = found
+        return chat
+
+    async def upsert_many(self, instance: str, messages: Iterable[Mapping[str, Any]]) -> int:
+        # An import may correct a message's chat: drop what it replaces.
+        messages = list(messages)
+        for message in messages:
+            self._chat_cache.discard((instance, message["id"]))
+        return await super().upsert_many(instance, messages)

@@ -1,0 +1,269 @@
+"""Live changes of favorites, from a MongoDB change stream.
+
+A change stream reports every write to ``favorites``, whichever gateway process made it,
+so a subscriber on one replica hears of a favorite set through another; each change
+carries the record as it stands (``updateLookup``).
+
+One stream per ``Storage`` (so per gateway process) serves all its subscribers:
+``FavoriteChanges`` opens it for the first, hands each change to the subscribers of its
+instance (and type), and closes it when the last one leaves. A stream per subscriber
+would hold a database cursor each, and while it waits for changes, a pooled connection
+(PyMongo) or one of motor's few worker threads: a few dozen subscribers would starve the
+requests.
+
+The driver resumes a stream once by itself when its cursor drops (a killed cursor, a
+failover). When that fails too, ``ChangeFeed`` reopens it where it stood (a resume
+token), so no change is lost across the gap, and gives up with ``ServiceUnavailable``
+once the database has stayed out of reach for ``RESUME_ATTEMPTS`` tries. A server
+without change streams (a standalone mongod) refuses at once:
+``ChangeStreamsUnavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import weakref
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pymongo.errors import ConnectionFailure, CursorNotFound, OperationFailure, PyMongoError
+
+from favgate.errors import ChangeStreamsUnavailable, ServiceUnavailable
+from favgate.storage.indexes import FAVORITES
+from favgate.storage.records import Favorite, FavoriteType
+
+logger = logging.getLogger(__name__)
+
+# An opaque position in the stream, as the server hands it out.
+ResumeToken = Mapping[str, Any]
+
+# "The $changeStream stage is only supported on replica sets".
+CHANGE_STREAMS_UNSUPPORTED = 40573
+# Each attempt waits up to the driver's server selection timeout, so the default settings
+# ride out a database outage of about 15 s before subscribers are told.
+RESUME_ATTEMPTS = 3
+RESUME_DELAY_SECONDS = 0.1
+# How long the server holds a getMore open when there is nothing new. It bounds how long
+# closing a stream waits for the request in flight, whichever driver runs it.
+MAX_AWAIT_TIME_MS = 500
+# Changes a subscriber may leave unread before it is dropped: a client that stops reading
+# must not make the gateway hold every change for it.
+MAX_PENDING = 1000
+# Records are never deleted; a change without its document is of no interest.
+_PIPELINE: Final = ({"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}},)
+
+
+@dataclass(frozen=True, slots=True)
+class FavoriteChange:
+    """A favorite as it stands after a write, and where the stream stood after it."""
+
+    favorite: Favorite
+    resume_token: ResumeToken
+
+
+class FavoriteChanges:
+    """The changes of favorites, for the subscribers of one gateway process."""
+
+    def __init__(self, database: Any) -> None:
+        self._favorites = database[FAVORITES]
+        # Weak: a subscriber dropped before it was ever read cannot linger here.
+        self._subscribers: weakref.WeakSet[Subscriber] = weakref.WeakSet()
+        self._pump: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def watch(self, resume_after: ResumeToken | None = None) -> ChangeFeed:
+        """A stream of every favorite change of its own, opened now, from ``resume_after``.
+
+        Opening now makes the errors of the first attempt the caller's, before it waits
+        for any change: ``ChangeStreamsUnavailable``, or the driver's own.
+        """
+        feed = ChangeFeed(self._favorites, list(_PIPELINE), resume_after)
+        await feed.open()
+        return feed
+
+    async def subscribe(self, instance: str, type: FavoriteType | None = None) -> Subscriber:
+        """The changes of ``instance``'s favorites (of ``type``) from now on.
+
+        The shared stream is open when this returns: a change made from then on reaches
+        the subscriber. Its errors on opening are the caller's.
+        """
+        async with self._lock:
+            if self._pump is None:
+                self._pump = asyncio.create_task(self._deliver(await self.watch()))
+            subscriber = Subscriber(self, instance, type)
+            self._subscribers.add(subscriber)
+        return subscriber
+
+    async def close(self) -> None:
+        """Stop the stream; every subscriber's iteration ends."""
+        async with self._lock:
+            await self._stop()
+
+    async def _leave(self, subscriber: Subscriber) -> None:
+        async with self._lock:
+            self._subscribers.discard(subscriber)
+            if not self._subscribers:
+                await self._stop()
+
+    async def _stop(self) -> None:
+        pump, self._pump = self._pump, None
+        if pump is not None:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+    async def _deliver(self, feed: ChangeFeed) -> None:
+        error: Exception | None = None
+        try:
+            async for change in feed.changes():
+                for subscriber in list(self._subscribers):
+                    if not subscriber.offer(change.favorite):
+                        self._subscribers.discard(subscriber)
+        except Exception as exc:  # the stream is lost: so are its subscriptions
+            error = exc
+        finally:
+            if self._pump is asyncio.current_task():
+                self._pump = None
+            for subscriber in list(self._subscribers):
+                subscriber.end(error)
+            self._subscribers.clear()
+
+
+class Subscriber:
+    """The changes one subscription receives: an async iterator of ``Favorite``."""
+
+    def __init__(self, changes: FavoriteChanges, instance: str, type: FavoriteType | None) -> None:
+        self._changes = changes
+        self._instance = instance
+        self._type = type
+        # Unbounded so that ``end`` always fits; ``offer`` keeps it to MAX_PENDING.
+        self._queue: asyncio.Queue[Favorite | Exception | None] = asyncio.Queue()
+
+    def offer(self, favorite: Favorite) -> bool:
+        """Queue ``favorite`` if it is of this subscription; False once it has ended."""
+        if favorite.instance != self._instance:
+            return True
+        if self._type is not None and favorite.target.type is not self._type:
+            return True
+        if self._queue.qsize() >= MAX_PENDING:
+            self.end(ServiceUnavailable("Too many changes left unread: subscription ended"))
+            return False
+        self._queue.put_nowait(favorite)
+        return True
+
+    def end(self, error: Exception | None = None) -> None:
+        """Finish the iteration after what is queued, with ``error`` if one is given."""
+        self._queue.put_nowait(error)
+
+    def __aiter__(self) -> Subscriber:
+        return self
+
+    async def __anext__(self) -> Favorite:
+        item = await self._queue.get()
+        if item is None:
+            self._queue.put_nowait(None)  # ended: stay ended
+            raise StopAsyncIteration
+        if isinstance(item, Exception):
+            self._queue.put_nowait(None)
+            raise item
+        return item
+
+    async def aclose(self) -> None:
+        await self._changes._leave(self)
+
+
+class ChangeFeed:
+    """One change stream, reopened where it stood whenever it drops."""
+
+    def __init__(
+        self, collection: Any, pipeline: list[dict[str, Any]], resume_after: ResumeToken | None
+    ) -> None:
+        self._collection = collection
+        self._pipeline = pipeline
+        # Where the stream would go on from: past the last change delivered, or further,
+        # at the last point the server reported having read up to.
+        self.resume_token = resume_after
+        self._stream: Any = None
+        self._closed = False
+
+    async def open(self) -> None:
+        try:
+            self._stream = await _open_stream(self._collection, self._pipeline, self.resume_token)
+        except OperationFailure as exc:
+            if exc.code == CHANGE_STREAMS_UNSUPPORTED:
+                raise ChangeStreamsUnavailable() from exc
+            raise
+
+    async def changes(self) -> AsyncGenerator[FavoriteChange, None]:
+        """Every change, in order, until the feed is closed or the database stays away."""
+        failures = 0
+        try:
+            while True:
+                try:
+                    if self._stream is None:
+                        await self.open()
+                        failures = 0
+                    async for change in self._stream:
+                        self.resume_token = change["_id"]
+                        if (document := change.get("fullDocument")) is not None:
+                            yield FavoriteChange(Favorite.from_document(document), change["_id"])
+                    if self._closed:
+                        return
+                    # Ended without an error: SecantusDB answers so for a killed cursor.
+                    cause: PyMongoError = CursorNotFound("the server ended the change stream")
+                except PyMongoError as exc:
+                    if not _resumable(exc):
+                        raise
+                    cause = exc
+                failures += 1
+                if failures > RESUME_ATTEMPTS:
+                    logger.error("change stream lost, the database stayed away: %s", cause)
+                    raise ServiceUnavailable() from cause
+                logger.warning("change stream dropped, resuming (try %d): %s", failures, cause)
+                await self._drop()
+                await asyncio.sleep(RESUME_DELAY_SECONDS * 2 ** (failures - 1))
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        await self._drop()
+
+    async def _drop(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        # The driver's token may be past the last change delivered (the server reports
+        # how far it has read): resuming there spares rereading history, or outliving it.
+        self.resume_token = stream.resume_token or self.resume_token
+        # A stream that failed may fail to close: it is gone either way.
+        with contextlib.suppress(PyMongoError):
+            await stream.close()
+
+
+async def _open_stream(collection: Any, pipeline: list[dict[str, Any]], token: Any) -> Any:
+    """The driver's change stream, its first ``aggregate`` already run.
+
+    PyMongo's ``watch()`` is a coroutine that runs it; motor's returns a stream that runs
+    it lazily, on entering it (``async with``) or on the first change.
+    """
+    stream = collection.watch(
+        pipeline,
+        full_document="updateLookup",
+        resume_after=token,
+        max_await_time_ms=MAX_AWAIT_TIME_MS,
+    )
+    if inspect.isawaitable(stream):
+        return await stream
+    return await stream.__aenter__()
+
+
+def _resumable(exc: PyMongoError) -> bool:
+    """Errors after which a stream can go on from its resume token (the drivers' rule)."""
+    if isinstance(exc, ConnectionFailure | CursorNotFound):
+        return True
+    return isinstance(exc, OperationFailure) and exc.has_error_label("ResumableChangeStreamError")
