@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo import monitoring
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
@@ -147,3 +148,66 @@ async def tenants(storage: Storage) -> Tenants:
         "rival", [{"id": "RIVALMSG1", "chat_jid": CHAT_JID, "from_me": False, "text": "x"}]
     )
     return tokens
+
+
+class CommandLog(monitoring.CommandListener):
+    """The command documents sent to the test's database while ``active``.
+
+    PyMongo listeners are process-global and cannot be unregistered: one log is
+    registered for the session, before any test creates a client (a listener reaches only
+    clients created after it), and each test points it at its own database.
+    """
+
+    def __init__(self) -> None:
+        self.database: str | None = None
+        self.active = False
+        self.documents: list[dict[str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.active and event.database_name == self.database:
+            self.documents.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def clear(self) -> None:
+        self.documents = []
+
+    @property
+    def commands(self) -> list[tuple[str, str]]:
+        """(command, collection) of each document; the command is its first key."""
+        return [(name, str(doc[name])) for doc in self.documents for name in [next(iter(doc))]]
+
+    @property
+    def with_updates(self) -> list[tuple[str, str, int]]:
+        """(command, collection, number of update statements) of each document."""
+        return [
+            (name, collection, len(doc.get("updates", ())))
+            for (name, collection), doc in zip(self.commands, self.documents, strict=True)
+        ]
+
+    def documents_outside(self, collection: str) -> list[dict[str, Any]]:
+        return [doc for doc in self.documents if doc[next(iter(doc))] != collection]
+
+
+@pytest.fixture(scope="session")
+def command_log() -> CommandLog:
+    log = CommandLog()
+    monitoring.register(log)
+    return log
+
+
+@pytest.fixture
+def commands(command_log: CommandLog, settings: Settings) -> Iterator[CommandLog]:
+    """The session's command log, recording this test's database from now on."""
+    command_log.database = settings.database
+    command_log.active = True
+    command_log.clear()
+    try:
+        yield command_log
+    finally:
+        command_log.active = False
+        command_log.database = None

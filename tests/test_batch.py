@@ -6,13 +6,12 @@ fixture); round trips are counted with a pymongo command listener.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, LifespanApp, Tenants
-from pymongo import monitoring
+from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, LifespanApp, Tenants
 
 from favgate.app import create_app
 from favgate.config import Settings
@@ -262,51 +261,6 @@ async def test_a_hundred_and_one_are_refused(
 # --- round trips ---------------------------------------------------------------------
 
 
-class CommandLog(monitoring.CommandListener):
-    """Records (command, collection, number of updates) for one database while active.
-
-    pymongo listeners are process-global and cannot be unregistered: this one is
-    registered once per session and records nothing unless a test switches it on.
-    """
-
-    def __init__(self) -> None:
-        self.active = False
-        self.database: str | None = None
-        self.commands: list[tuple[str, str, int]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.active and event.database_name == self.database:
-            collection = str(event.command.get(event.command_name))
-            updates = len(event.command.get("updates", ()))
-            self.commands.append((event.command_name, collection, updates))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-@pytest.fixture(scope="session")
-def command_log() -> CommandLog:
-    # Session scope: registered before any client of a test exists (listeners only reach
-    # clients created after them).
-    log = CommandLog()
-    monitoring.register(log)
-    return log
-
-
-@pytest.fixture
-def commands(command_log: CommandLog, settings: Settings) -> Iterator[CommandLog]:
-    command_log.database = settings.database
-    command_log.commands = []
-    try:
-        yield command_log
-    finally:
-        command_log.active = False
-        command_log.database = None
-
-
 @pytest.mark.parametrize(
     ("chats", "messages", "expected"),
     [
@@ -332,13 +286,14 @@ async def test_a_batch_costs_one_lookup_and_one_write(
     items = [chat(n) for n in numbers(chats)] + [message(i) for i in ids]
     # An unknown message and a bad number cost nothing more.
     items += [message("NOT-A-MESSAGE"), chat("not a number")] if messages else []
+    commands.clear()
     commands.active = True
     try:
         result = await outcomes(client, tenants.main_token, items)
     finally:
         commands.active = False
     assert sum(outcome["success"] for outcome in result) == chats + messages
-    seen = commands.commands
+    seen = commands.with_updates
     assert [c for c in seen if c[1] in ("favorites", "messages")] == expected
     # The whole batch is charged in one more check of the rate limit, however many items.
     assert [c[:2] for c in seen if c[1] == "rate_limits"] == [("findAndModify", "rate_limits")] * 2
@@ -381,6 +336,7 @@ async def test_a_target_named_many_times_is_written_once(
 ) -> None:
     items = [chat("5511999999999", favorite=i % 2 == 0) for i in range(5)]
     items += [message(MESSAGE_ID), message(MESSAGE_ID, favorite=False)]
+    commands.clear()
     commands.active = True
     try:
         result = await outcomes(client, tenants.main_token, items)
@@ -395,5 +351,5 @@ async def test_a_target_named_many_times_is_written_once(
         True,
         False,
     ]
-    writes = [c for c in commands.commands if c[1] == "favorites"]
+    writes = [c for c in commands.with_updates if c[1] == "favorites"]
     assert writes == [("update", "favorites", 2)]

@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, MESSAGE_ID, Tenants
-from pymongo import monitoring
+from conftest import CHAT_JID, MESSAGE_ID, CommandLog, Tenants
 
 from favgate.config import Settings
 from favgate.storage import FavoriteTarget, FavoriteType, InstanceStatus, Storage
@@ -34,46 +32,6 @@ MESSAGE_CHAT: Command = ("find", "messages")
 PAGE: Command = ("find", "favorites")
 PAGE_MESSAGES: Command = ("find", "messages")
 COUNT: Command = ("aggregate", "favorites")
-
-
-class CommandLog(monitoring.CommandListener):
-    """Records (command, collection) sent to one database while active.
-
-    Listeners are process-global and cannot be unregistered: this one is registered once
-    per session, before any client of a test exists, and records only when switched on.
-    """
-
-    def __init__(self) -> None:
-        self.active = False
-        self.database: str | None = None
-        self.commands: list[Command] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.active and event.database_name == self.database:
-            self.commands.append((event.command_name, str(event.command[event.command_name])))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-@pytest.fixture(scope="session")
-def command_log() -> CommandLog:
-    log = CommandLog()
-    monitoring.register(log)
-    return log
-
-
-@pytest.fixture
-def commands(command_log: CommandLog, settings: Settings) -> Iterator[CommandLog]:
-    command_log.database = settings.database
-    try:
-        yield command_log
-    finally:
-        command_log.active = False
-        command_log.database = None
 
 
 class Gateway:
@@ -98,7 +56,7 @@ class Gateway:
     async def _counted(
         self, path: str, payload: dict[str, Any]
     ) -> tuple[httpx.Response, list[Command]]:
-        self.log.commands = []
+        self.log.clear()
         self.log.active = True
         try:
             response = await self.client.post(path, json=payload, headers={"token": self.token})
@@ -225,7 +183,7 @@ async def test_an_expired_token_is_looked_up_once_for_concurrent_requests(
     settings: Settings, gateway: Gateway, tenants: Tenants
 ) -> None:
     await asyncio.sleep(settings.cache_ttl_seconds + 0.05)  # the warm-up's lookups expired
-    gateway.log.commands = []
+    gateway.log.clear()
     gateway.log.active = True
     try:
         bodies = [{"number": fresh_number(), "favorite": True} for _ in range(8)]

@@ -11,8 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Tenants, serving
-from pymongo import monitoring
+from conftest import CommandLog, Tenants, serving
 
 from favgate.auth import generate_token, hash_token
 from favgate.bodylimit import BodyLimitMiddleware
@@ -222,45 +221,6 @@ async def test_routes_that_read_no_body_still_route(client: httpx.AsyncClient) -
 # --- Values that try to become query operators --------------------------------------------
 
 
-class CommandLog(monitoring.CommandListener):
-    """Every command document sent to one database while active (listeners are global
-    and permanent: registered once, recording only when switched on)."""
-
-    def __init__(self) -> None:
-        self.database: str | None = None
-        self.commands: list[dict[str, Any]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        # The rate limiter's own bookkeeping is no user input (test_ratelimit covers it).
-        collection = event.command.get(event.command_name)
-        if event.database_name == self.database and collection != "rate_limits":
-            self.commands.append(dict(event.command))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-@pytest.fixture(scope="session")
-def command_documents() -> CommandLog:
-    # Session scope: registered before any client of a test exists.
-    log = CommandLog()
-    monitoring.register(log)
-    return log
-
-
-@pytest.fixture
-def commands(command_documents: CommandLog, settings: Settings) -> Iterator[CommandLog]:
-    command_documents.database = settings.database
-    command_documents.commands.clear()
-    try:
-        yield command_documents
-    finally:
-        command_documents.database = None
-
-
 def keys(value: Any) -> Iterator[str]:
     """Every key of every document nested in ``value``."""
     if isinstance(value, dict):
@@ -296,7 +256,7 @@ async def test_rest_operators_are_refused_before_the_database(
     response = await send(client, "rest", json.dumps(body).encode(), tenants.main_token)
     assert response.status_code == 400
     assert response.json()["error"]["message"].startswith("Invalid request body: ")
-    assert HOSTILE_KEYS.isdisjoint(keys(commands.commands))
+    assert HOSTILE_KEYS.isdisjoint(keys(commands.documents_outside("rate_limits")))
     assert await stored(storage) == 0
 
 
@@ -325,7 +285,7 @@ async def test_graphql_operators_are_refused_before_the_database(
     assert result["data"] is None
     [error] = result["errors"]
     assert "cannot represent" in error["message"]
-    assert HOSTILE_KEYS.isdisjoint(keys(commands.commands))
+    assert HOSTILE_KEYS.isdisjoint(keys(commands.documents_outside("rate_limits")))
     assert await stored(storage) == 0
 
 
@@ -337,10 +297,10 @@ async def test_operator_lookalikes_are_only_text(
     response = await send(client, "rest", body, tenants.main_token)
     assert (response.status_code, response.json()) == (404, rest_error("Message not found"))
     # The message was looked up by that very string, compared for equality.
-    lookups = [c for c in commands.commands if c.get("find") == "messages"]
+    lookups = [c for c in commands.documents if c.get("find") == "messages"]
     assert lookups
     assert all(lookup["filter"]["id"] == text for lookup in lookups)
-    assert HOSTILE_KEYS.isdisjoint(keys(commands.commands))
+    assert HOSTILE_KEYS.isdisjoint(keys(commands.documents_outside("rate_limits")))
 
 
 async def test_an_operator_in_the_instance_name_is_only_a_name(
@@ -369,7 +329,7 @@ async def test_tokens_reach_the_database_only_as_hashes(
     assert (await send(client, "rest", json.dumps(CHAT).encode(), token)).status_code == 200
     query = json.dumps({"query": '{ favorites(instance: "main") { totalCount } }'}).encode()
     assert (await send(client, "graphql", query, token)).status_code == 200
-    sent = json.dumps(commands.commands, default=str)
+    sent = json.dumps(commands.documents, default=str)
     assert token not in sent
     assert hash_token(token) in sent  # looked up by its hash
     documents = [doc async for doc in storage._database["instances"].find()]

@@ -9,14 +9,13 @@ import asyncio
 import gc
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from conftest import CHAT_JID, LifespanApp, Tenants
-from pymongo import monitoring
+from conftest import CHAT_JID, CommandLog, LifespanApp, Tenants
 from pymongo.errors import ConnectionFailure
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -339,50 +338,9 @@ def test_decide_when_admitted() -> None:
 # --- Round trips --------------------------------------------------------------------------
 
 
-class CommandLog(monitoring.CommandListener):
-    """Records (command, collection) for one database while active.
-
-    pymongo listeners are process-global and cannot be unregistered: this one is
-    registered once per session and records nothing unless a test switches it on.
-    """
-
-    def __init__(self) -> None:
-        self.database: str | None = None
-        self.commands: list[tuple[str, str]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.database_name == self.database:
-            collection = event.command.get(event.command_name)
-            self.commands.append((event.command_name, str(collection)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-@pytest.fixture(scope="session")
-def command_log() -> CommandLog:
-    # Session scope: registered before any test's clients exist (listeners only reach
-    # clients created after them).
-    log = CommandLog()
-    monitoring.register(log)
-    return log
-
-
-@pytest.fixture
-def commands(command_log: CommandLog, settings: Settings) -> Iterator[CommandLog]:
-    command_log.commands = []
-    try:
-        yield command_log
-    finally:
-        command_log.database = None
-
-
 def record(commands: CommandLog, settings: Settings) -> None:
-    commands.commands = []
-    commands.database = settings.database
+    commands.clear()
+    commands.active = True
 
 
 async def test_one_round_trip_per_check(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,12 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
+from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
 from graphql import GraphQLNamedType, GraphQLObjectType, build_schema
-from pymongo import monitoring
 
 from favgate.auth import generate_token
-from favgate.config import Settings
 from favgate.schema import build_context, schema
 from favgate.storage import FavoriteFilter, FavoriteTarget, FavoriteType, Storage
 
@@ -975,54 +972,10 @@ async def test_schema_without_http(storage: Storage, tenants: Tenants) -> None:
 # --- DataLoader: round trips to the database -----------------------------------------
 
 
-class CommandLog(monitoring.CommandListener):
-    """Records (command, collection) for one database while active.
-
-    pymongo listeners are process-global and cannot be unregistered: this one is
-    registered once per session and records nothing unless a test switches it on.
-    """
-
-    def __init__(self) -> None:
-        self.active = False
-        self.database: str | None = None
-        self.commands: list[tuple[str, str]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.active and event.database_name == self.database:
-            collection = event.command.get(event.command_name)
-            self.commands.append((event.command_name, str(collection)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-@pytest.fixture(scope="session")
-def command_log() -> CommandLog:
-    # Session scope: set up before any function-scoped fixture, so before the clients of
-    # `storage` and of the app's lifespan exist (listeners only reach later clients).
-    log = CommandLog()
-    monitoring.register(log)
-    return log
-
-
-@pytest.fixture
-def commands(command_log: CommandLog, settings: Settings) -> Iterator[CommandLog]:
-    command_log.database = settings.database
-    command_log.commands = []
-    try:
-        yield command_log
-    finally:
-        command_log.active = False
-        command_log.database = None
-
-
 async def count_commands(
     commands: CommandLog, client: httpx.AsyncClient, query: str, token: str
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    commands.commands = []
+    commands.clear()
     commands.active = True
     try:
         body = await post(client, query, token=token)
