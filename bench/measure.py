@@ -1,10 +1,11 @@
-"""Measuring a server process: its own CPU and memory accounting, its database command
-counter, and the load wrk puts on it.
+"""Measuring a server process: its own CPU and memory accounting, its request and database
+command counters, and the load wrk puts on it.
 
 CPU time is the process's utime + stime from ``/proc/<pid>/stat``, read before and after a
 run: everything the gateway process spent, in every thread (motor's included), and
-nothing the database or wrk spent. Peak RSS is ``VmHWM``, reset before each run through
-``/proc/<pid>/clear_refs``.
+nothing the database or wrk spent. It is divided by the requests the server served
+(bench/serve.py counts them), which include those wrk left in flight when it stopped.
+Peak RSS is ``VmHWM``, reset before each run through ``/proc/<pid>/clear_refs``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,10 +46,13 @@ def reset_peak_rss(pid: int) -> None:
 
 
 class Server:
-    """``bench/serve.py KIND PORT`` as a child process."""
+    """``bench/serve.py KIND PORT`` as a child process, on the database at ``uri``, whose
+    tokens are in the file ``tokens``."""
 
     def __init__(self, kind: str, port: int, env: dict[str, str], log: Path) -> None:
         self.kind = kind
+        self.uri = env["MONGODB_URI"]
+        self.tokens = Path(env["BENCH_TOKENS"])
         self.url = f"http://127.0.0.1:{port}"
         self._log = log.open("ab")
         command = [sys.executable, str(BENCH / "serve.py"), kind, str(port)]
@@ -69,9 +74,16 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError(f"{self.kind} did not answer in {timeout} s")
 
-    def commands(self) -> int:
-        with urllib.request.urlopen(f"{self.url}/__bench__/commands", timeout=5) as response:
-            return int(json.load(response)["commands"])
+    def counters(self) -> tuple[int, Counter[str]]:
+        """Requests served and database commands sent so far (by "command collection"),
+        once no request is in flight."""
+        deadline = time.monotonic() + 10
+        while True:
+            with urllib.request.urlopen(f"{self.url}/__bench__/commands", timeout=5) as reply:
+                state = json.load(reply)
+            if state["active"] == 0 or time.monotonic() > deadline:
+                return state["requests"], Counter(state["commands"])
+            time.sleep(0.05)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -88,24 +100,26 @@ class Load:
     seconds: int
     run: int  # unique per run: chat numbers never repeat across runs
 
-    def command(self, server: Server, tokens: Path, messages: int) -> list[str]:
-        return [
-            "wrk",
-            "-t1",
-            f"-c{self.connections}",
-            f"-d{self.seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(BENCH / "wrk.lua"),
-            server.url,
-            "--",
-            "baseline" if server.kind == "baseline" else "favgate",  # the requests to send
-            self.workload,
-            str(self.run),
-            str(tokens),
-            str(messages),
-        ]
+    def command(self, server: Server, messages: int) -> list[str]:
+        script = ["-s", str(BENCH / "wrk.lua"), server.url, "--"]
+        requests = "baseline" if server.kind == "baseline" else "favgate"
+        arguments = [requests, self.workload, str(self.run), str(server.tokens), str(messages)]
+        options = ["-t1", f"-c{self.connections}", f"-d{self.seconds}s", "--timeout", "10s"]
+        return ["wrk", *options, *script, *arguments]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one run measured: wrk's view, and the server's own accounting."""
+
+    requests: int  # completed, as wrk saw them
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    served: int  # as the server counted them
+    cpu_seconds: float
+    commands: Counter[str]
+    peak_rss_mb: float
 
 
 def parse_wrk(output: str) -> dict[str, Any]:
@@ -116,28 +130,46 @@ def parse_wrk(output: str) -> dict[str, Any]:
     raise RuntimeError(f"no result in wrk's output:\n{output}")
 
 
-def measure(server: Server, load: Load, tokens: Path, messages: int) -> dict[str, Any]:
-    """Run ``load`` against ``server``; what it cost the server, per request."""
+def measure(server: Server, load: Load, messages: int) -> Run:
+    """Run ``load`` against ``server``."""
     reset_peak_rss(server.pid)
-    commands, cpu = server.commands(), cpu_seconds(server.pid)
-    run = subprocess.run(
-        load.command(server, tokens, messages), capture_output=True, text=True, check=True
+    served, sent = server.counters()
+    cpu = cpu_seconds(server.pid)
+    output = subprocess.run(
+        load.command(server, messages), capture_output=True, text=True, check=True
+    ).stdout
+    served_after, sent_after = server.counters()
+    cpu = cpu_seconds(server.pid) - cpu
+    wrk = parse_wrk(output)
+    if any(wrk["errors"].values()) or not wrk["requests"]:
+        raise RuntimeError(f"{server.kind} {load}: errors {wrk['errors']}\n{output}")
+    return Run(
+        requests=wrk["requests"],
+        seconds=wrk["duration_us"] / 1e6,
+        p50_ms=wrk["p50_us"] / 1000,
+        p99_ms=wrk["p99_us"] / 1000,
+        served=served_after - served,
+        cpu_seconds=cpu,
+        commands=sent_after - sent,
+        peak_rss_mb=memory_mb(server.pid, "VmHWM"),
     )
-    cpu, commands = cpu_seconds(server.pid) - cpu, server.commands() - commands
-    wrk = parse_wrk(run.stdout)
-    if any(wrk["errors"].values()):
-        raise RuntimeError(f"{server.kind} {load}: errors {wrk['errors']}\n{run.stdout}")
-    requests = wrk["requests"]
-    if requests == 0:
-        raise RuntimeError(f"{server.kind} {load}: no request completed\n{run.stdout}")
+
+
+def combine(runs: list[Run]) -> dict[str, Any]:
+    """The figures of one or more runs of the same load: totals over totals; latency
+    percentiles averaged over the runs."""
+    served = sum(run.served for run in runs)
+    commands: Counter[str] = sum((run.commands for run in runs), Counter())
+    per_request = {name: round(n / served, 3) for name, n in sorted(commands.items())}
     return {
-        "requests": requests,
-        "throughput": requests / (wrk["duration_us"] / 1e6),
-        "p50_ms": wrk["p50_us"] / 1000,
-        "p99_ms": wrk["p99_us"] / 1000,
-        "cpu_us_per_request": cpu / requests * 1e6,
-        "round_trips_per_request": commands / requests,
-        "peak_rss_mb": memory_mb(server.pid, "VmHWM"),
+        "requests": sum(run.requests for run in runs),
+        "throughput": sum(run.requests for run in runs) / sum(run.seconds for run in runs),
+        "p50_ms": sum(run.p50_ms for run in runs) / len(runs),
+        "p99_ms": sum(run.p99_ms for run in runs) / len(runs),
+        "cpu_us_per_request": sum(run.cpu_seconds for run in runs) / served * 1e6,
+        "round_trips_per_request": commands.total() / served,
+        "commands_per_request": per_request,
+        "peak_rss_mb": max(run.peak_rss_mb for run in runs),
     }
 
 

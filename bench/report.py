@@ -19,6 +19,7 @@ THROUGHPUT_BUDGETS = {"chat": 0.9, "message": 0.9, "set": 0.8, "page": 0.8}
 def markdown(results: dict[str, Any]) -> str:
     lines = [f"Ran {results['finished']} on {machine_line(results['machine'])}.", ""]
     lines += [notes(results), ""]
+    lines += ["### Summary, at 32 connections", "", *summary_table(results), ""]
     for driver, servers in results["drivers"].items():
         lines += [f"### {driver}", "", *workload_table(servers), ""]
         if "favgate-nolimit" in servers:
@@ -45,6 +46,38 @@ def profiles(results: dict[str, Any]) -> list[str]:
         *lines,
         "",
     ]
+
+
+def summary_table(results: dict[str, Any]) -> list[str]:
+    """Per workload and driver at 32 connections: favgate against the baseline, and
+    favgate without its rate limiter against the baseline."""
+    rows = [
+        "| workload | driver | req/s favgate · baseline | CPU µs/req favgate · baseline "
+        "| without the limiter | round trips/req |",
+        "|---|---|---|---|---|---:|",
+    ]
+    for workload, title in WORKLOADS.items():
+        for driver, servers in results["drivers"].items():
+            ours = servers["favgate"]["workloads"][workload]["32"]
+            theirs = servers["baseline"]["workloads"][workload]["32"]
+            throughput = ours["throughput"] / theirs["throughput"]
+            cpu = ours["cpu_us_per_request"] / theirs["cpu_us_per_request"]
+            bare = servers.get("favgate-nolimit", {}).get("workloads", {}).get(workload)
+            without = "" if bare is None else ratio(bare["32"], theirs, workload)
+            rows.append(
+                f"| {title} | {driver} | {ours['throughput']:,.0f} · {theirs['throughput']:,.0f} "
+                f"({throughput:.2f}x) | {ours['cpu_us_per_request']:,.0f} · "
+                f"{theirs['cpu_us_per_request']:,.0f} ({cpu:.2f}x "
+                f"{mark(cpu <= CPU_BUDGETS[workload])}) | {without} "
+                f"| {ours['round_trips_per_request']:.2f} · "
+                f"{theirs['round_trips_per_request']:.2f} |"
+            )
+    return rows
+
+
+def ratio(ours: dict[str, Any], theirs: dict[str, Any], workload: str) -> str:
+    cpu = ours["cpu_us_per_request"] / theirs["cpu_us_per_request"]
+    return f"{ours['cpu_us_per_request']:,.0f} µs ({cpu:.2f}x {mark(cpu <= CPU_BUDGETS[workload])})"
 
 
 def machine_line(machine: dict[str, Any]) -> str:

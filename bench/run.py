@@ -1,13 +1,17 @@
-"""``make bench``: favgate beside a raw baseline, on one database, in one run.
+"""``make bench``: favgate beside a raw baseline, same database, same machine, one run.
 
-Starts SecantusDB, seeds it (bench/seed.py), then for each driver (motor, PyMongo's async
-client) serves favgate and then the baseline (bench/serve.py, bench/baseline.py) and
-drives each workload with wrk at 1 and 32 connections. Then memory: idle RSS, RSS with
-1,000 keep-alive connections, and a growth check (favgate under all workloads for
-``--growth`` seconds). Writes bench/results/latest.{json,md}, a timestamped copy of each,
-and bench/RESULTS.md, and prints the Markdown.
+For each driver (motor, PyMongo's async client) and each workload, three servers start,
+each on a SecantusDB of its own, seeded alike (bench/seed.py): favgate, favgate without
+its rate limiter (a diagnosis, bench/serve.py), and the raw baseline (bench/baseline.py).
+wrk drives them in turn, at 1 and then 32 connections, so that whatever else the machine
+does at a given moment weighs on all three alike. Then memory: idle RSS and RSS with
+1,000 keep-alive connections (measured on the first servers), and a growth check
+(favgate under all four workloads at once for ``--growth`` seconds). Writes
+bench/results/latest.{json,md}, a timestamped copy of each, and bench/RESULTS.md, and
+prints the Markdown.
 
 ``--soak SECONDS`` runs only the growth check, for as long as asked (``make bench-soak``).
+``--profile`` also samples favgate with py-spy in one more run per workload.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ DRIVERS = ["motor", "pymongo"]
 # favgate-nolimit is favgate without its rate-limit middleware (bench/serve.py): it tells
 # the limiter's cost from the rest of the gateway's.
 KINDS = ["favgate", "favgate-nolimit", "baseline"]
+CONNECTIONS = [1, 32]
 RATE_LIMIT = 1_000_000_000
 CACHE_TTL = 1.0
 
@@ -48,25 +53,29 @@ CACHE_TTL = 1.0
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.uri = ""  # the database of the server under test
-        self.tokens = RESULTS / "tokens.txt"
         self._runs = 0
 
     @contextlib.contextmanager
-    def database(self) -> Iterator[None]:
-        """A database server of its own, seeded, for one workload of one server: each run
-        meets the database in the same state (SecantusDB slows down as writes accumulate,
+    def serving(self, kind: str, driver: str) -> Iterator[measure.Server]:
+        """``kind`` served on a SecantusDB of its own, freshly seeded: every server meets
+        the database in the same state (SecantusDB slows down as writes accumulate,
         deleted ones included: a few thousand upserts take it from 700 to 250 a second)."""
-        with ServerProcess(":memory:", log_path=RESULTS / "secantusd.log") as database:
-            self.uri = database.uri.replace("/?", f"/{DATABASE}?", 1)
-            seed.seed(self.uri, DATABASE, self.args.tokens, self.tokens)
-            yield
+        log = RESULTS / f"secantusd-{kind}.log"
+        with ServerProcess(":memory:", log_path=log) as database:
+            env = self.env(database.uri.replace("/?", f"/{DATABASE}?", 1), kind, driver)
+            seed.seed(env["MONGODB_URI"], DATABASE, self.args.tokens, Path(env["BENCH_TOKENS"]))
+            server = measure.Server(kind, free_port(), env, RESULTS / f"{kind}.log")
+            try:
+                yield server
+            finally:
+                server.stop()
 
-    def env(self, driver: str) -> dict[str, str]:
+    def env(self, uri: str, kind: str, driver: str) -> dict[str, str]:
         return {
             **os.environ,
-            "MONGODB_URI": self.uri,
+            "MONGODB_URI": uri,
             "BENCH_DATABASE": DATABASE,
+            "BENCH_TOKENS": str(RESULTS / f"tokens-{kind}.txt"),
             "FAVGATE_MONGO_DRIVER": driver,
             "FAVGATE_ENV": "production",
             "FAVGATE_LOG_LEVEL": "warning",
@@ -74,86 +83,69 @@ class Bench:
             "FAVGATE_CACHE_TTL_SECONDS": str(CACHE_TTL),
         }
 
-    def start(self, kind: str, driver: str) -> measure.Server:
-        return measure.Server(kind, free_port(), self.env(driver), RESULTS / f"{kind}.log")
-
-    def load(self, workload: str, connections: int, seconds: int) -> measure.Load:
+    def run(self, server: measure.Server, workload: str, connections: int, seconds: int):
+        """One wrk run, on a clean slate (bench/seed.py reset)."""
+        seed.reset(server.uri, DATABASE)
         self._runs += 1
-        return measure.Load(workload, connections, seconds, self._runs)
+        load = measure.Load(workload, connections, seconds, self._runs)
+        return measure.measure(server, load, seed.MESSAGES)
 
-    def before(self) -> None:
-        seed.reset(self.uri, DATABASE)
-
-    def measure(self, server: measure.Server, workload: str, connections: int, seconds: int):
-        self.before()
-        load = self.load(workload, connections, seconds)
-        result = measure.measure(server, load, self.tokens, seed.MESSAGES)
-        print(
-            f"    {connections:>2} connections: {result['throughput']:7.0f} req/s, "
-            f"{result['cpu_us_per_request']:5.0f} µs CPU/req, "
-            f"{result['round_trips_per_request']:.2f} round trips/req",
-            file=sys.stderr,
-            flush=True,
-        )
-        return result
-
-    @contextlib.contextmanager
-    def serving(self, kind: str, driver: str) -> Iterator[measure.Server]:
-        """``kind`` served on a fresh, seeded database."""
-        with self.database():
-            server = self.start(kind, driver)
-            try:
-                yield server
-            finally:
-                server.stop()
-
-    def serve(self, kind: str, driver: str) -> dict[str, Any]:
-        """Memory idle and with 1,000 connections; then each workload, on a fresh database
-        and server, at 1 and 32 connections."""
-        result: dict[str, Any] = {"workloads": {}, "profiles": {}}
+    def driver(self, driver: str) -> dict[str, Any]:
+        """Every workload on every kind of server, memory on the first servers."""
+        results: dict[str, Any] = {kind: {"workloads": {}, "profiles": {}} for kind in KINDS}
         for workload in report.WORKLOADS:
-            with self.serving(kind, driver) as server:
-                if "idle_rss_mb" not in result:
-                    result["idle_rss_mb"] = measure.memory_mb(server.pid, "VmRSS")
-                    result["keepalive_rss_mb"] = measure.rss_with_connections(server, 1000)
-                result["workloads"][workload] = self.workload(server, workload)
-                if self.args.profile and kind == "favgate":
-                    result["profiles"][workload] = self.profile(server, workload, driver)
-        return result
+            print(f"  {workload}", file=sys.stderr, flush=True)
+            with contextlib.ExitStack() as stack:
+                servers = {kind: stack.enter_context(self.serving(kind, driver)) for kind in KINDS}
+                for kind, server in servers.items():
+                    if "idle_rss_mb" not in results[kind]:
+                        results[kind].update(memory(server))
+                    self.run(server, workload, 32, self.args.warmup)  # caches, allocators
+                for kind, figures in self.workload(servers, workload).items():
+                    results[kind]["workloads"][workload] = figures
+                if self.args.profile:
+                    profile = self.profile(servers["favgate"], workload, driver)
+                    results["favgate"]["profiles"][workload] = profile
+        return results
 
-    def workload(self, server: measure.Server, workload: str) -> dict[str, Any]:
-        args = self.args
-        print(f"  {server.kind}: {workload}", file=sys.stderr, flush=True)
-        self.measure(server, workload, 32, args.warmup)  # caches, lazy imports, allocators
+    def workload(
+        self, servers: dict[str, measure.Server], workload: str
+    ) -> dict[str, dict[str, Any]]:
+        """Each server in turn, ``--rounds`` times, at each number of connections."""
+        runs: dict[tuple[str, int], list[measure.Run]] = {}
+        for _ in range(self.args.rounds):
+            for connections in CONNECTIONS:
+                seconds = self.args.seconds_c1 if connections == 1 else self.args.seconds_c32
+                for kind, server in servers.items():
+                    run = self.run(server, workload, connections, seconds)
+                    runs.setdefault((kind, connections), []).append(run)
+                    progress(kind, connections, run)
         return {
-            "1": self.measure(server, workload, 1, args.seconds_c1),
-            "32": self.measure(server, workload, 32, args.seconds_c32),
+            kind: {str(c): measure.combine(runs[kind, c]) for c in CONNECTIONS} for kind in servers
         }
 
     def profile(self, server: measure.Server, workload: str, driver: str) -> dict[str, Any]:
-        """Where the server's time goes at 32 connections: an extra, unmeasured run."""
-        self.before()
+        """Where favgate's time goes at 32 connections: one more run, not measured."""
+        seed.reset(server.uri, DATABASE)
         raw = RESULTS / f"profile-{driver}-{workload}.txt"
-        load = self.load(workload, 32, self.args.seconds_c32)
+        self._runs += 1
+        load = measure.Load(workload, 32, self.args.seconds_c32, self._runs)
         with sampling.recording(server.pid, load.seconds, raw):
-            subprocess.run(
-                load.command(server, self.tokens, seed.MESSAGES), capture_output=True, check=True
-            )
+            subprocess.run(load.command(server, seed.MESSAGES), capture_output=True, check=True)
         return sampling.summary(raw)
 
     def growth(self, driver: str, seconds: int) -> dict[str, Any]:
-        """favgate under all four workloads at once; RSS every 5 s."""
-        print(f"  growth check, {driver}, {seconds:.0f} s", file=sys.stderr, flush=True)
-        with self.database():
-            server = self.start("favgate", driver)
-            try:
-                loads = [self.load(w, 8, seconds) for w in report.WORKLOADS]
-                commands = [load.command(server, self.tokens, seed.MESSAGES) for load in loads]
-                runs = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True) for c in commands]
-                samples = sample_rss(server.pid, seconds, every=5)
-                outputs = [run.communicate()[0] for run in runs]
-            finally:
-                server.stop()
+        """favgate under all four workloads at once, 8 connections each; RSS every 5 s."""
+        print(f"  growth check, {driver}, {seconds} s", file=sys.stderr, flush=True)
+        with self.serving("favgate", driver) as server:
+            loads = []
+            for workload in report.WORKLOADS:
+                self._runs += 1
+                loads.append(measure.Load(workload, 8, seconds, self._runs))
+            commands = [load.command(server, seed.MESSAGES) for load in loads]
+            runs = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True) for c in commands]
+            samples = sample_rss(server.pid, seconds, every=5)
+            outputs = [run.communicate()[0] for run in runs]
         requests = sum(measure.parse_wrk(output)["requests"] for output in outputs)
         return {
             "seconds": seconds,
@@ -162,6 +154,23 @@ class Bench:
             "start_mb": samples[0],
             "end_mb": samples[-1],
         }
+
+
+def memory(server: measure.Server) -> dict[str, float]:
+    return {
+        "idle_rss_mb": measure.memory_mb(server.pid, "VmRSS"),
+        "keepalive_rss_mb": measure.rss_with_connections(server, 1000),
+    }
+
+
+def progress(kind: str, connections: int, run: measure.Run) -> None:
+    print(
+        f"    {kind:>15}, {connections:>2} connections: {run.requests / run.seconds:5.0f} req/s, "
+        f"{run.cpu_seconds / run.served * 1e6:5.0f} µs CPU/req, "
+        f"{run.commands.total() / run.served:.2f} round trips/req",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def sample_rss(pid: int, seconds: float, every: float) -> list[float]:
@@ -200,8 +209,8 @@ def benchmark(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         return results
     for driver in DRIVERS:
         print(f"{driver}:", file=sys.stderr, flush=True)
-        results["drivers"][driver] = {kind: bench.serve(kind, driver) for kind in KINDS}
-    # The default driver only: the growth of the other is the same code's.
+        results["drivers"][driver] = bench.driver(driver)
+    # The default driver only: the other's growth is the same code's, and time is short.
     results["growth"] = {"motor": bench.growth("motor", args.growth)}
     return results
 
@@ -211,6 +220,7 @@ def config(args: argparse.Namespace) -> dict[str, Any]:
         "warmup_seconds": args.warmup,
         "seconds_c1": args.seconds_c1,
         "seconds_c32": args.seconds_c32,
+        "rounds": args.rounds,
         "rate_limit": RATE_LIMIT,
         "tokens": args.tokens,
         "cache_ttl": CACHE_TTL,
@@ -223,25 +233,24 @@ def write(results: dict[str, Any]) -> str:
     text = json.dumps(results, indent=2)
     for name in [f"results-{stamp}.json", "latest.json"]:
         (RESULTS / name).write_text(text + "\n")
-    if results["drivers"]:
-        table = report.markdown(results)
-        for path in [RESULTS / f"results-{stamp}.md", RESULTS / "latest.md", BENCH / "RESULTS.md"]:
-            path.write_text(f"# favgate benchmark\n\n{table}")
-        return table
-    return report.growth_line(results["growth"])
+    if not results["drivers"]:
+        return report.growth_line(results["growth"])
+    table = report.markdown(results)
+    for path in [RESULTS / f"results-{stamp}.md", RESULTS / "latest.md", BENCH / "RESULTS.md"]:
+        path.write_text(f"# favgate benchmark\n\n{table}")
+    return table
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2, help="seconds, per server")
     parser.add_argument("--seconds-c1", type=int, default=3)
     parser.add_argument("--seconds-c32", type=int, default=5)
-    parser.add_argument("--growth", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=1, help="runs per server and load")
+    parser.add_argument("--growth", type=int, default=60, help="seconds")
     parser.add_argument("--soak", type=int, default=0, help="only a growth check this long")
-    parser.add_argument("--tokens", type=int, default=8)
-    parser.add_argument(
-        "--profile", action="store_true", help="also sample favgate with py-spy, per workload"
-    )
+    parser.add_argument("--tokens", type=int, default=8, help="used in turn by the load")
+    parser.add_argument("--profile", action="store_true", help="also sample favgate (py-spy)")
     return parser.parse_args(argv)
 
 

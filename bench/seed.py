@@ -23,7 +23,7 @@ from favgate.config import Settings
 from favgate.storage import FavoriteTarget, FavoriteType, InstanceStatus, open_storage
 
 ACCOUNT = "bench"
-MESSAGES = 500
+MESSAGES = 200
 PAGE_FAVORITES = 40
 CHAT_JID = "5511999999999@s.whatsapp.net"
 

@@ -4,9 +4,9 @@
 
 Runs uvicorn as ``favgate serve`` does in production (uvloop, httptools, one worker,
 access log off). Before the app opens its database client, a PyMongo command listener is
-registered that counts every command sent to the benchmark's database; the count is
-served on ``GET /__bench__/commands``, a route this wrapper adds in front of the app.
-Nothing of this is in favgate's own app: the counter exists only in this process.
+registered that counts every command sent to the benchmark's database, by command and
+collection; the counts are served on ``GET /__bench__/commands``, a route this wrapper
+adds in front of the app. Nothing of this is in favgate's own app.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import threading
+from collections import Counter
 from typing import Any
 
 import uvicorn
@@ -28,13 +29,14 @@ class CommandCounter(monitoring.CommandListener):
 
     def __init__(self, database: str) -> None:
         self.database = database
-        self.count = 0
-        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()  # by "command collection"
+        self.lock = threading.Lock()
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.database_name == self.database:
-            with self._lock:
-                self.count += 1
+            name = f"{event.command_name} {event.command.get(event.command_name)}"
+            with self.lock:
+                self.counts[name] += 1
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -44,20 +46,37 @@ class CommandCounter(monitoring.CommandListener):
 
 
 class WithCounter:
-    """The app, plus the counter's route in front of it (pure ASGI)."""
+    """The app, plus the counters' route in front of it (pure ASGI). It counts the
+    requests the app served, and those in flight, so that the harness reads the counters
+    once the server is done with every request it was sent: wrk stops with some still
+    in flight, which it does not count."""
 
     def __init__(self, app: Any, counter: CommandCounter) -> None:
         self.app = app
         self.counter = counter
+        self.requests = 0
+        self.active = 0
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == COUNTER_PATH:
-            body = json.dumps({"commands": self.counter.count}).encode()
-            headers = [(b"content-type", b"application/json")]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif scope["path"] == COUNTER_PATH:
+            await self.counters(send)
+        else:
+            self.requests += 1
+            self.active += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.active -= 1
+
+    async def counters(self, send: Any) -> None:
+        with self.counter.lock:
+            commands = dict(self.counter.counts)
+        state = {"commands": commands, "requests": self.requests, "active": self.active}
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": json.dumps(state).encode()})
 
 
 def build(kind: str) -> Any:
