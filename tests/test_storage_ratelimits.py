@@ -14,7 +14,9 @@ import pytest
 from favgate.storage import Storage, Window
 from favgate.storage.indexes import INDEXES, RATE_LIMITS
 
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+# In the future: a window in the past has already expired, and the server's TTL monitor
+# may delete its document in the middle of a test.
+T0 = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
 WINDOW = timedelta(seconds=2)
 
 
