@@ -9,11 +9,10 @@ import socket
 import time
 import warnings
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from conftest import CHAT_JID, LifespanApp, Tenants
+from conftest import CHAT_JID, Tenants, serving
 from pymongo.errors import ConnectionFailure
 
 from favgate.app import create_app
@@ -28,17 +27,6 @@ mutation Set($instance: String!, $number: String!) {
   setFavorite(instance: $instance, number: $number, favorite: true) { success chatJid }
 }
 """
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for a fresh app built from ``settings``, inside the app's lifespan."""
-    application = create_app(settings)
-    async with application.router.lifespan_context(application) as state:
-        app = LifespanApp(application, dict(state or {}))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://favgate.test") as c:
-            yield c
 
 
 async def favorite(client: httpx.AsyncClient, token: str) -> httpx.Response:

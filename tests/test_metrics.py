@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 import strawberry
-from conftest import CHAT_JID, LifespanApp, Tenants
+from conftest import CHAT_JID, Tenants, serving
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -25,7 +24,6 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from favgate import metrics
-from favgate.app import create_app
 from favgate.config import Settings
 from favgate.embedded import ServerProcess
 from favgate.errors import FavgateError, ServiceUnavailable
@@ -174,15 +172,6 @@ async def test_client_chosen_names_cannot_grow_the_series(
 
 
 # --- Database errors, refusals, subscriptions --------------------------------------------
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application) as state:
-        transport = httpx.ASGITransport(app=LifespanApp(application, dict(state or {})))
-        async with httpx.AsyncClient(transport=transport, base_url="http://favgate.test") as c:
-            yield c
 
 
 @pytest.fixture

@@ -10,12 +10,11 @@ import gc
 import time
 import warnings
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from conftest import CHAT_JID, CommandLog, LifespanApp, Tenants
+from conftest import CHAT_JID, CommandLog, LifespanApp, Tenants, serving
 from pymongo.errors import ConnectionFailure
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from favgate.app import create_app
 from favgate.auth import MAX_TOKEN_LENGTH, generate_token, hash_token
 from favgate.config import ConfigError, Settings
 from favgate.embedded import ServerProcess
@@ -53,17 +51,6 @@ BUDGET_FIELDS = [
     "ratelimit-policy",
     "ratelimit",
 ]
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for a fresh app built from ``settings``, inside the app's lifespan."""
-    application = create_app(settings)
-    async with application.router.lifespan_context(application) as state:
-        app = LifespanApp(application, dict(state or {}))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://favgate.test") as c:
-            yield c
 
 
 @pytest.fixture
