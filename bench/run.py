@@ -11,6 +11,8 @@ bench/results/latest.{json,md}, a timestamped copy of each, and bench/RESULTS.md
 prints the Markdown.
 
 ``--soak SECONDS`` runs only the growth check, for as long as asked (``make bench-soak``).
+``--workloads`` and ``--drivers`` narrow a run down while working on one path: such a
+partial run prints each run's figures and writes results/partial.json, never RESULTS.md.
 ``--profile`` also samples favgate with py-spy in one more run per workload.
 """
 
@@ -93,7 +95,7 @@ class Bench:
     def driver(self, driver: str) -> dict[str, Any]:
         """Every workload on every kind of server, memory on the first servers."""
         results: dict[str, Any] = {kind: {"workloads": {}, "profiles": {}} for kind in KINDS}
-        for workload in report.WORKLOADS:
+        for workload in self.args.workloads:
             print(f"  {workload}", file=sys.stderr, flush=True)
             with contextlib.ExitStack() as stack:
                 servers = {kind: stack.enter_context(self.serving(kind, driver)) for kind in KINDS}
@@ -207,9 +209,11 @@ def benchmark(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     if args.soak:
         results["growth"] = {"motor": bench.growth("motor", args.soak)}
         return results
-    for driver in DRIVERS:
+    for driver in args.drivers:
         print(f"{driver}:", file=sys.stderr, flush=True)
         results["drivers"][driver] = bench.driver(driver)
+    if partial(args):
+        return results
     # The default driver only: the other's growth is the same code's, and time is short.
     results["growth"] = {"motor": bench.growth("motor", args.growth)}
     return results
@@ -225,6 +229,10 @@ def config(args: argparse.Namespace) -> dict[str, Any]:
         "tokens": args.tokens,
         "cache_ttl": CACHE_TTL,
     }
+
+
+def partial(args: argparse.Namespace) -> bool:
+    return args.workloads != list(report.WORKLOADS) or args.drivers != DRIVERS
 
 
 def write(results: dict[str, Any]) -> str:
@@ -251,7 +259,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak", type=int, default=0, help="only a growth check this long")
     parser.add_argument("--tokens", type=int, default=8, help="used in turn by the load")
     parser.add_argument("--profile", action="store_true", help="also sample favgate (py-spy)")
+    parser.add_argument(
+        "--workloads", type=_names(report.WORKLOADS), default=list(report.WORKLOADS)
+    )
+    parser.add_argument("--drivers", type=_names(DRIVERS), default=DRIVERS)
     return parser.parse_args(argv)
+
+
+def _names(known: Any) -> Any:
+    """A comma-separated subset of ``known``, in ``known``'s order."""
+
+    def parse(text: str) -> list[str]:
+        names = set(text.split(","))
+        if unknown := names - set(known):
+            raise argparse.ArgumentTypeError(f"unknown: {', '.join(sorted(unknown))}")
+        return [name for name in known if name in names]
+
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = benchmark(Bench(args), args)
     results["elapsed_seconds"] = round(time.monotonic() - started)
+    if partial(args):
+        (RESULTS / "partial.json").write_text(json.dumps(results, indent=2) + "\n")
+        return 0
     print(write(results))
     return 0
 
