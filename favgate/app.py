@@ -23,8 +23,9 @@ from starlette.routing import Route, WebSocketRoute
 from favgate import graphiql, metrics, openapi, rest
 from favgate.bodylimit import BodyLimitMiddleware
 from favgate.config import Settings
+from favgate.limiter import Limiter, Policy
 from favgate.logs import RequestIdMiddleware
-from favgate.ratelimit import Policy, RateLimitMiddleware
+from favgate.ratelimit import RateLimitMiddleware
 from favgate.schema import SUBSCRIPTION_PROTOCOLS, GraphQLView, build_schema
 from favgate.storage import Storage, open_storage
 
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 class State(TypedDict):
     storage: Storage
     settings: Settings
+    limiter: Limiter
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -42,11 +44,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         storage = open_storage(settings)
+        policy = Policy(limit=settings.rate_limit, leases=settings.rate_limit_leases)
+        limiter = Limiter(storage.rate_limits, policy)
         try:
             await storage.ensure_indexes()
             logger.info("connected to %s", settings.redacted_uri)
-            yield {"storage": storage, "settings": settings}
+            yield {"storage": storage, "settings": settings, "limiter": limiter}
         finally:
+            await limiter.close()  # unspent leases go back while the database is there
             await storage.close()
 
     graphql = GraphQLView(
@@ -75,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # them: transport checks, ahead of every check of the REST contract.
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         # One budget per token for REST and GraphQL, charged before any work is done.
-        Middleware(RateLimitMiddleware, policy=Policy(limit=settings.rate_limit)),
+        Middleware(RateLimitMiddleware),
     ]
     return Starlette(
         routes=routes,

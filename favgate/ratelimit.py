@@ -2,8 +2,10 @@
 
 A token may make ``limit`` requests in any ``window`` seconds (default 100 per 60 s,
 ``FAVGATE_RATE_LIMIT``). The state lives in MongoDB (``favgate.storage.ratelimits``, a
-sliding window log updated atomically in one round trip), so that every gateway process
-draws on the same budget and together they never admit more than the limit.
+sliding window of one-second buckets updated atomically), so that every gateway process
+draws on the same budget and together they never admit more than the limit. The process's
+``favgate.limiter.Limiter`` (the app's lifespan owns it) decides, with one round trip per
+request or fewer.
 
 ``RateLimitMiddleware`` charges ``POST /api/chat/...`` and ``/graphql`` HTTP requests
 one unit each, before the app runs. A request without a known token is not charged: the
@@ -20,8 +22,10 @@ IETF draft (httpapi ratelimit-headers), for example::
     RateLimit: "default";r=57;t=12
 
 Reset (``t``) is the number of seconds until the whole budget is back, that is, until
-the latest admitted request leaves the window (0 when none is in it). ``Retry-After``
-is the number of seconds until the refused request would fit. Both are rounded up.
+the latest admitted request leaves the window (0 when none is in it); a request counts
+until a window after the end of its one-second bucket, so Reset can be the window plus
+one. ``Retry-After`` is the number of seconds until the refused request would fit. Both
+are rounded up.
 
 The middleware leaves the limiter and the token's key in the request's state
 (``rate_limiter``, ``rate_limit_key``), so that an operation worth more than one request
@@ -32,9 +36,6 @@ carries the budget as it stands after the last charge.
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -44,93 +45,33 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from favgate import metrics, rest
 from favgate.auth import MAX_TOKEN_LENGTH, hash_token, token_from_headers
 from favgate.errors import RateLimited, public_error
-from favgate.storage import RateLimits, Storage, Window
+from favgate.limiter import Decision, Limiter
+from favgate.storage import Storage
 
 logger = logging.getLogger(__name__)
-
-POLICY_NAME = "default"
-WINDOW_SECONDS = 60
 
 Api = Literal["rest", "graphql"]
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
-    limit: int
-    window: int = WINDOW_SECONDS  # seconds; small in tests
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    admitted: bool
-    limit: int
-    remaining: int
-    reset_seconds: int
-    retry_after: int | None  # None when admitted
-    window: int = WINDOW_SECONDS
-
-    def headers(self) -> dict[str, str]:
-        fields = {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset_seconds),
-            "RateLimit-Policy": f'"{POLICY_NAME}";q={self.limit};w={self.window}',
-            "RateLimit": f'"{POLICY_NAME}";r={self.remaining};t={self.reset_seconds}',
-        }
-        if self.retry_after is not None:
-            fields["Retry-After"] = str(self.retry_after)
-        return fields
-
-
 class RateLimiter:
-    """Charges keys against one policy. ``last`` is the latest decision it made."""
+    """The process's limiter as one request sees it: it remembers the last decision, for
+    the headers of the request's response."""
 
-    def __init__(self, store: RateLimits, policy: Policy) -> None:
-        self.store = store
-        self.policy = policy
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
         self.last: Decision | None = None
 
     async def acquire(self, key: str, cost: int = 1) -> Decision:
-        """Spend ``cost`` units of ``key``'s budget if they are all there; one round trip."""
-        now = datetime.now(UTC)
-        window = timedelta(seconds=self.policy.window)
-        hits = await self.store.hit(key, now, window, self.policy.limit, cost)
-        self.last = decide(hits, self.policy, cost, now)
+        """Spend ``cost`` units of ``key``'s budget if they are all there."""
+        self.last = await self.limiter.acquire(key, cost)
         return self.last
-
-
-def decide(hits: Window, policy: Policy, cost: int, now: datetime) -> Decision:
-    """The decision a window implies, with the times clients are told to wait."""
-    window = timedelta(seconds=policy.window)
-    expiries = [at + window for at in hits.hits]  # oldest first
-    reset = _seconds_until(expiries[-1], now) if expiries else 0
-    retry_after = None
-    if not hits.admitted:
-        # The refused units fit once this many of the hits have left the window; a cost
-        # above the limit never fits, and is told to wait a whole window.
-        leaving = len(expiries) + cost - policy.limit
-        fits_at = expiries[leaving - 1] if 0 < leaving <= len(expiries) else now + window
-        retry_after = max(1, _seconds_until(fits_at, now))
-    return Decision(
-        admitted=hits.admitted,
-        limit=policy.limit,
-        remaining=max(0, policy.limit - len(expiries)),
-        reset_seconds=reset,
-        retry_after=retry_after,
-        window=policy.window,
-    )
-
-
-def _seconds_until(moment: datetime, now: datetime) -> int:
-    return max(0, math.ceil((moment - now).total_seconds()))
 
 
 class RateLimitMiddleware:
     """Charges each REST and GraphQL HTTP request of a known token (pure ASGI)."""
 
-    def __init__(self, app: ASGIApp, policy: Policy) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         api = _limited_api(scope)
@@ -162,7 +103,7 @@ class RateLimitMiddleware:
         storage: Storage = state["storage"]
         if await storage.directory.find_caller(key) is None:
             return None
-        limiter = RateLimiter(storage.rate_limits, self.policy)
+        limiter = RateLimiter(state["limiter"])
         decision = await limiter.acquire(key)
         state.update(rate_limiter=limiter, rate_limit_key=key)
         return limiter, decision

@@ -26,8 +26,9 @@ from favgate.auth import MAX_TOKEN_LENGTH, generate_token, hash_token
 from favgate.config import ConfigError, Settings
 from favgate.embedded import ServerProcess
 from favgate.errors import ServiceUnavailable, public_error
-from favgate.ratelimit import Policy, RateLimiter, RateLimitMiddleware, decide
-from favgate.storage import InstanceStatus, Storage, Window, open_storage
+from favgate.limiter import Limiter, Policy, decide
+from favgate.ratelimit import RateLimiter, RateLimitMiddleware
+from favgate.storage import Bucket, InstanceStatus, Storage, open_storage
 from favgate.storage.indexes import RATE_LIMITS
 
 LIMIT = 5
@@ -80,6 +81,15 @@ def remaining(response: httpx.Response) -> int:
     return int(response.headers["x-ratelimit-remaining"])
 
 
+def reset(response: httpx.Response) -> int:
+    """A request counts until a window after the end of its one-second bucket: the whole
+    budget is back in 61 s at most, in 60 once its second has passed."""
+    seconds = int(response.headers["x-ratelimit-reset"])
+    assert seconds in (60, 61)
+    assert response.headers["ratelimit"].endswith(f";t={seconds}")
+    return seconds
+
+
 async def spend(client: httpx.AsyncClient, token: str, n: int) -> None:
     for _ in range(n):
         assert (await rest(client, token)).status_code == 200
@@ -109,17 +119,19 @@ async def test_rest_and_graphql_share_one_budget(
 async def test_budget_fields_on_success(limited: httpx.AsyncClient, tenants: Tenants) -> None:
     response = await rest(limited, tenants.acme_token)
     assert response.status_code == 200
-    # One request admitted just now: it leaves the 60 s window in (just under) 60 s.
+    # One request admitted just now: it leaves the window 60 s after the end of its
+    # second, 61 s from now rounded up.
     assert budget(response) == {
         "x-ratelimit-limit": "5",
         "x-ratelimit-remaining": "4",
-        "x-ratelimit-reset": "60",
+        "x-ratelimit-reset": "61",
         "ratelimit-policy": '"default";q=5;w=60',
-        "ratelimit": '"default";r=4;t=60',
+        "ratelimit": '"default";r=4;t=61',
     }
     assert "retry-after" not in response.headers
     graphql_response = await graphql(limited, tenants.acme_token)
-    assert graphql_response.headers["ratelimit"] == '"default";r=3;t=60'
+    assert graphql_response.headers["ratelimit"].startswith('"default";r=3;t=')
+    assert reset(graphql_response) == 61
 
 
 async def test_budget_fields_and_retry_after_on_refusal(
@@ -131,16 +143,18 @@ async def test_budget_fields_and_retry_after_on_refusal(
     elapsed = time.monotonic() - started
     assert response.status_code == 429
     assert response.json() == REFUSED
-    # The first request leaves the window 60 s after it was admitted: whole seconds, up.
+    # The first request leaves the window 60 s after the end of its second: whole
+    # seconds, rounded up.
     retry_after = response.headers["retry-after"]
     assert retry_after.isdigit()
-    assert 60 - elapsed <= int(retry_after) <= 60
+    assert 60 - elapsed <= int(retry_after) <= 61
+    seconds = reset(response)
     assert budget(response) == {
         "x-ratelimit-limit": "5",
         "x-ratelimit-remaining": "0",
-        "x-ratelimit-reset": "60",
+        "x-ratelimit-reset": str(seconds),
         "ratelimit-policy": '"default";q=5;w=60',
-        "ratelimit": '"default";r=0;t=60',
+        "ratelimit": f'"default";r=0;t={seconds}',
     }
 
 
@@ -150,7 +164,8 @@ async def test_graphql_refusal(limited: httpx.AsyncClient, tenants: Tenants) -> 
     assert response.status_code == 429
     assert response.json() == GRAPHQL_REFUSED
     assert int(response.headers["retry-after"]) >= 59
-    assert response.headers["ratelimit"] == '"default";r=0;t=60'
+    assert response.headers["ratelimit"].startswith('"default";r=0;t=')
+    reset(response)
 
 
 async def test_refusals_spend_nothing(
@@ -161,7 +176,7 @@ async def test_refusals_spend_nothing(
         assert (await rest(limited, tenants.acme_token)).status_code == 429
     doc = await storage._database[RATE_LIMITS].find_one({"_id": hash_token(tenants.acme_token)})
     assert doc is not None
-    assert len(doc["hits"]) == LIMIT
+    assert sum(bucket["n"] for bucket in doc["buckets"]) == LIMIT
 
 
 # --- Whose budget -------------------------------------------------------------------------
@@ -249,9 +264,11 @@ async def extra(storage: Storage) -> AsyncIterator[httpx.AsyncClient]:
     """A route that charges two more units, behind the middleware: a batch's pattern."""
     application = Starlette(
         routes=[Route("/graphql", charge_two_more, methods=["POST"])],
-        middleware=[Middleware(RateLimitMiddleware, policy=Policy(limit=LIMIT))],
+        middleware=[Middleware(RateLimitMiddleware)],
     )
-    transport = httpx.ASGITransport(app=LifespanApp(application, {"storage": storage}))
+    limiter = Limiter(storage.rate_limits, Policy(limit=LIMIT))
+    state = {"storage": storage, "limiter": limiter}
+    transport = httpx.ASGITransport(app=LifespanApp(application, state))
     async with httpx.AsyncClient(transport=transport, base_url="http://favgate.test") as client:
         yield client
 
@@ -266,7 +283,7 @@ async def test_extra_charges_show_in_the_response(
     assert second.status_code == 200
     assert second.json()["admitted"] is False
     assert remaining(second) == 1
-    assert second.headers["retry-after"] == "60"
+    assert second.headers["retry-after"] in ("60", "61")  # when the first charge leaves
     assert (await graphql(extra, tenants.acme_token)).json()["admitted"] is False
 
 
@@ -274,52 +291,67 @@ async def test_extra_charges_show_in_the_response(
 
 
 async def test_sliding_window_in_real_time(storage: Storage) -> None:
-    limiter = RateLimiter(storage.rate_limits, Policy(limit=3, window=2))
+    limiter = Limiter(storage.rate_limits, Policy(limit=3, window=2))
     decisions = [await limiter.acquire("key") for _ in range(3)]
     assert [d.remaining for d in decisions] == [2, 1, 0]
     refused = await limiter.acquire("key")
     assert not refused.admitted
-    assert refused.retry_after == 2
+    # The first leaves 2 s after the end of its bucket (a 60th of the window).
+    assert refused.retry_after in (2, 3)
     assert refused.headers()["RateLimit-Policy"] == '"default";q=3;w=2'
     await asyncio.sleep(refused.retry_after)
     again = await limiter.acquire("key")
     assert again.admitted
-    assert again.remaining == 2
+    # The first has left; the other two as well, unless their 33 ms bucket was the next.
+    assert again.remaining in (1, 2)
 
 
 async def test_exact_under_concurrency(storage: Storage) -> None:
-    limiter = RateLimiter(storage.rate_limits, Policy(limit=10))
+    limiter = Limiter(storage.rate_limits, Policy(limit=10))
     decisions = await asyncio.gather(*(limiter.acquire("key") for _ in range(50)))
     assert sum(d.admitted for d in decisions) == 10
     refused = [d for d in decisions if not d.admitted]
-    assert all(d.remaining == 0 and d.retry_after in (59, 60) for d in refused)
+    assert all(d.remaining == 0 and d.retry_after in (60, 61) for d in refused)
 
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def window(*ages: float, admitted: bool) -> Window:
-    """A window whose hits were admitted ``ages`` seconds before NOW."""
-    return Window(admitted, tuple(sorted(NOW - timedelta(seconds=age) for age in ages)))
+def leaving(*seconds: float, units: int = 1) -> tuple[Bucket, ...]:
+    """Buckets of ``units`` each, leaving the window ``seconds`` after NOW."""
+    return tuple(Bucket(NOW + timedelta(seconds=s), units) for s in sorted(seconds))
 
 
 def test_decide_rounds_up_to_whole_seconds() -> None:
-    decision = decide(window(59.5, 10.2, admitted=False), Policy(limit=2), 1, NOW)
-    # The oldest leaves in 0.5 s, the newest in 49.8 s.
+    decision = decide(leaving(0.5, 49.8), Policy(limit=2), admitted=False, cost=1, now=NOW)
     assert (decision.retry_after, decision.reset_seconds, decision.remaining) == (1, 50, 0)
 
 
-def test_decide_waits_for_as_many_hits_as_the_cost_needs() -> None:
-    decision = decide(window(50, 40, 30, admitted=False), Policy(limit=3), 2, NOW)
+def test_decide_waits_for_as_many_units_as_the_cost_needs() -> None:
+    buckets = leaving(10, 20, 30)
+    decision = decide(buckets, Policy(limit=3), admitted=False, cost=2, now=NOW)
     assert decision.retry_after == 20  # two must leave: the second leaves in 20 s
-    assert decide(window(50, 40, 30, admitted=False), Policy(limit=3), 4, NOW).retry_after == 60
+    too_much = decide(buckets, Policy(limit=3), admitted=False, cost=4, now=NOW)
+    assert too_much.retry_after == 60
+
+
+def test_decide_counts_whole_buckets() -> None:
+    decision = decide(leaving(10, 20, units=3), Policy(limit=6), admitted=False, cost=1, now=NOW)
+    assert decision.retry_after == 10
 
 
 def test_decide_when_admitted() -> None:
-    decision = decide(window(30, 0, admitted=True), Policy(limit=5), 1, NOW)
+    decision = decide(leaving(30, 60), Policy(limit=5), admitted=True, cost=1, now=NOW)
     assert (decision.admitted, decision.retry_after) == (True, None)
     assert (decision.remaining, decision.reset_seconds) == (3, 60)
     assert "Retry-After" not in decision.headers()
+
+
+def test_a_lease_not_spent_yet_is_left_to_the_client() -> None:
+    decision = decide(
+        leaving(61, units=10), Policy(limit=20), admitted=True, cost=1, now=NOW, unspent=6
+    )
+    assert decision.remaining == 16
 
 
 # --- Round trips --------------------------------------------------------------------------
@@ -333,7 +365,7 @@ def record(commands: CommandLog, settings: Settings) -> None:
 async def test_one_round_trip_per_check(
     commands: CommandLog, settings: Settings, storage: Storage
 ) -> None:
-    limiter = RateLimiter(storage.rate_limits, Policy(limit=2))
+    limiter = Limiter(storage.rate_limits, Policy(limit=2))
     record(commands, settings)
     for _ in range(3):
         await limiter.acquire("key")
@@ -417,7 +449,7 @@ async def test_limiter_raises_an_outage(server: ServerProcess) -> None:
     await asyncio.to_thread(server.kill)
     storage = open_storage(settings)
     try:
-        limiter = RateLimiter(storage.rate_limits, Policy(limit=LIMIT))
+        limiter = Limiter(storage.rate_limits, Policy(limit=LIMIT))
         with pytest.raises(ConnectionFailure) as raised:
             await limiter.acquire("key")
         assert isinstance(public_error(raised.value), ServiceUnavailable)

@@ -156,4 +156,5 @@ async def test_replicas_admit_exactly_the_limit(replicas: list[Replica], token: 
     assert {r.headers["x-ratelimit-limit"] for r in responses} == {str(LIMIT)}
     refused = [r for r in responses if r.status_code == 429]
     assert {r.headers["x-ratelimit-remaining"] for r in refused} == {"0"}
-    assert all(59 <= int(r.headers["retry-after"]) <= 60 for r in refused)
+    # The first admitted leaves a minute after the end of its second.
+    assert all(59 <= int(r.headers["retry-after"]) <= 61 for r in refused)

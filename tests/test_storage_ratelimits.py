@@ -1,6 +1,7 @@
 """The rate-limit windows against a real server, with both drivers, at exact instants:
-admission up to the limit, the sliding window (no burst at a window's edge), costs,
-keys kept apart, the TTL field, and exact admission under 50 concurrent checks."""
+grants up to the limit, the sliding window of buckets (no burst at a window's edge),
+partial and whole grants, units given back, keys kept apart, the TTL field, and exact
+grants under 50 concurrent checks."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from typing import Any
 
 import pytest
 
-from favgate.storage import Storage, Window
+from favgate.storage import Bucket, Charge, Grant, Storage
 from favgate.storage.indexes import INDEXES, RATE_LIMITS
 
 # In the future: a window in the past has already expired, and the server's TTL monitor
-# may delete its document in the middle of a test.
+# may delete its document in the middle of a test. A whole second, so that the buckets
+# (a 60th of the window: 100 ms) start on T0.
 T0 = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
-WINDOW = timedelta(seconds=2)
+WINDOW = timedelta(seconds=6)
 
 
 def at(seconds: float) -> datetime:
@@ -25,10 +27,24 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(milliseconds=round(seconds * 1000))
 
 
-async def hit(
-    storage: Storage, seconds: float, limit: int, cost: int = 1, key: str = "k"
-) -> Window:
-    return await storage.rate_limits.hit(key, at(seconds), WINDOW, limit, cost)
+async def charge(
+    storage: Storage,
+    seconds: float,
+    limit: int,
+    cost: int = 1,
+    *,
+    want: int | None = None,
+    stamp: float | None = None,
+    key: str = "k",
+) -> Grant:
+    """Ask for ``cost`` units (and up to ``want``) at ``seconds``, stamped then."""
+    asked = Charge(need=cost, want=want or cost, stamp=at(seconds if stamp is None else stamp))
+    return await storage.rate_limits.charge(key, at(seconds), WINDOW, limit, asked)
+
+
+async def give_back(storage: Storage, seconds: float, units: int, stamp: float) -> Grant:
+    given = Charge(need=0, want=0, stamp=at(seconds), give_back=units, given_stamp=at(stamp))
+    return await storage.rate_limits.charge("k", at(seconds), WINDOW, 10, given)
 
 
 async def document(storage: Storage, key: str = "k") -> dict[str, Any]:
@@ -37,92 +53,139 @@ async def document(storage: Storage, key: str = "k") -> dict[str, Any]:
     return dict(doc)
 
 
-async def test_admits_up_to_the_limit_then_refuses(storage: Storage) -> None:
-    decisions = [await hit(storage, 0.1 * i, limit=3) for i in range(5)]
-    assert [w.admitted for w in decisions] == [True, True, True, False, False]
-    assert [len(w.hits) for w in decisions] == [1, 2, 3, 3, 3]
-    # A refusal records nothing: the window is the three admitted hits, oldest first.
-    assert decisions[-1].hits == (at(0), at(0.1), at(0.2))
-    assert len((await document(storage))["hits"]) == 3
+async def test_grants_up_to_the_limit_then_refuses(storage: Storage) -> None:
+    grants = [await charge(storage, 0.1 * i, limit=3) for i in range(5)]
+    assert [g.granted for g in grants] == [1, 1, 1, 0, 0]
+    assert [g.used for g in grants] == [1, 2, 3, 3, 3]
+    # A refusal records nothing: three buckets of one unit, each leaving a window after
+    # its end.
+    assert grants[-1].buckets == (
+        Bucket(at(0.1) + WINDOW, 1),
+        Bucket(at(0.2) + WINDOW, 1),
+        Bucket(at(0.3) + WINDOW, 1),
+    )
+    assert len((await document(storage))["buckets"]) == 3
 
 
-async def test_a_hit_counts_for_exactly_one_window(storage: Storage) -> None:
-    await hit(storage, 0, limit=1)
-    assert not (await hit(storage, 1.999, limit=1)).admitted
-    # At T0 + 2 s the hit of T0 has left the window [now - 2 s, now): room again.
-    window = await hit(storage, 2.0, limit=1)
-    assert window.admitted
-    assert window.hits == (at(2.0),)
+async def test_units_of_one_bucket_add_up(storage: Storage) -> None:
+    for seconds in (0.0, 0.02, 0.099):
+        await charge(storage, seconds, limit=10)
+    grant = await charge(storage, 0.1, limit=10)
+    assert grant.buckets == (Bucket(at(0.1) + WINDOW, 3), Bucket(at(0.2) + WINDOW, 1))
+
+
+async def test_a_unit_counts_until_a_window_after_its_bucket_ends(storage: Storage) -> None:
+    await charge(storage, 0.05, limit=1)  # bucket [0, 0.1): it leaves at 6.1
+    assert (await charge(storage, 6.0, limit=1)).granted == 0
+    assert (await charge(storage, 6.099, limit=1)).granted == 0
+    grant = await charge(storage, 6.1, limit=1)
+    assert grant.granted == 1
+    assert grant.buckets == (Bucket(at(6.2) + WINDOW, 1),)
 
 
 async def test_no_burst_at_the_edge_of_a_window(storage: Storage) -> None:
-    # A fixed window of 2 s would admit 5 at 1.9 s and 5 more at 2.1 s: 10 within 0.2 s.
-    assert all([(await hit(storage, 1.9, limit=5)).admitted for _ in range(5)])
-    assert not any([(await hit(storage, 2.1 + 0.1 * i, limit=5)).admitted for i in range(18)])
+    # A fixed window of 6 s would admit 5 at 5.9 s and 5 more at 6.1 s: 10 within 0.2 s.
+    assert [(await charge(storage, 5.9, limit=5)).granted for _ in range(5)] == [1] * 5
+    later = [(await charge(storage, 6.1 + 0.5 * i, limit=5)).granted for i in range(12)]
+    assert later == [0] * 12
     # Capacity comes back only when the burst leaves the window, all at once here.
-    assert [(await hit(storage, 3.9, limit=5)).admitted for _ in range(6)] == [True] * 5 + [False]
+    back = [(await charge(storage, 12.0, limit=5)).granted for _ in range(6)]
+    assert back == [1] * 5 + [0]
 
 
 async def test_never_more_than_the_limit_in_any_window(storage: Storage) -> None:
-    # A request every 0.1 s for 8 s against 5 per 2 s, with a burst in the middle; in
-    # whole milliseconds, so that the window arithmetic below is exact.
-    times = sorted([100 * i for i in range(80)] + [3000] * 10)
-    admitted = [ms for ms in times if (await hit(storage, ms / 1000, limit=5)).admitted]
-    # The busiest window of 2 s starts at an admitted request.
-    busiest = max(sum(1 for later in admitted if ms <= later < ms + 2000) for ms in admitted)
+    # A request every 0.3 s for 24 s against 5 per 6 s, with a burst in the middle.
+    times = sorted([300 * i for i in range(80)] + [9000] * 10)
+    granted = [ms for ms in times if (await charge(storage, ms / 1000, limit=5)).granted]
+    # The busiest window of 6 s starts at a granted request.
+    busiest = max(sum(1 for later in granted if ms <= later < ms + 6000) for ms in granted)
     assert busiest == 5
-    # And capacity is used as it returns: 5 admitted per 2 s, 20 over 8 s.
-    assert len(admitted) == 20
+    # Capacity is used as it returns: a unit counts 6.1 s here, so 4 windows' worth.
+    assert len(granted) == 20
 
 
-async def test_capacity_returns_hit_by_hit(storage: Storage) -> None:
-    for seconds in (0.0, 0.5, 1.0):
-        await hit(storage, seconds, limit=3)
-    assert not (await hit(storage, 1.5, limit=3)).admitted
-    window = await hit(storage, 2.0, limit=3)  # only the hit of 0.0 has left
-    assert window.admitted
-    assert window.hits == (at(0.5), at(1.0), at(2.0))
-    assert not (await hit(storage, 2.4, limit=3)).admitted
+async def test_a_charge_is_granted_whole_or_not_at_all_below_its_need(
+    storage: Storage,
+) -> None:
+    await charge(storage, 0, limit=5, cost=3)
+    refused = await charge(storage, 0.1, limit=5, cost=3)
+    assert (refused.granted, refused.used) == (0, 3)
+    granted = await charge(storage, 0.2, limit=5, cost=2)
+    assert (granted.granted, granted.used) == (2, 5)
 
 
-async def test_a_cost_is_admitted_whole_or_not_at_all(storage: Storage) -> None:
-    await hit(storage, 0, limit=5, cost=3)
-    refused = await hit(storage, 0.1, limit=5, cost=3)
-    assert not refused.admitted
-    assert len(refused.hits) == 3
-    admitted = await hit(storage, 0.2, limit=5, cost=2)
-    assert admitted.admitted
-    assert admitted.hits == (at(0), at(0), at(0), at(0.2), at(0.2))
+async def test_above_its_need_a_charge_takes_what_fits(storage: Storage) -> None:
+    assert (await charge(storage, 0, limit=10, cost=2, want=6)).granted == 6
+    assert (await charge(storage, 0.1, limit=10, cost=1, want=8)).granted == 4
+    full = await charge(storage, 0.2, limit=10, cost=0, want=3)
+    assert full.granted == 0
+    assert full.buckets == (Bucket(at(0.1) + WINDOW, 6), Bucket(at(0.2) + WINDOW, 4))
 
 
 async def test_a_cost_above_the_limit_never_fits(storage: Storage) -> None:
-    window = await hit(storage, 0, limit=3, cost=4)
-    assert not window.admitted
-    assert window.hits == ()
+    grant = await charge(storage, 0, limit=3, cost=4)
+    assert (grant.granted, grant.buckets) == (0, ())
 
 
-@pytest.mark.parametrize(("cost", "limit"), [(0, 5), (-1, 5), (1, 0)])
-async def test_cost_and_limit_must_be_positive(storage: Storage, cost: int, limit: int) -> None:
-    with pytest.raises(ValueError, match="must be positive"):
-        await hit(storage, 0, limit=limit, cost=cost)
+async def test_units_stamped_ahead_count_from_now_until_a_window_after_their_stamp(
+    storage: Storage,
+) -> None:
+    # A lease: units granted at 0, stamped at 1 s, for the limiter to spend until then.
+    assert (await charge(storage, 0, limit=4, cost=1, want=4, stamp=1.0)).granted == 4
+    assert (await charge(storage, 0.5, limit=4)).granted == 0
+    assert (await charge(storage, 7.0, limit=4)).granted == 0  # leaves at 1.1 + 6
+    assert (await charge(storage, 7.1, limit=4)).granted == 1
+
+
+async def test_units_given_back_make_room_again(storage: Storage) -> None:
+    await charge(storage, 0, limit=10, cost=1, want=8, stamp=1.0)
+    grant = await give_back(storage, 1.5, units=5, stamp=1.0)
+    assert (grant.granted, grant.used) == (0, 3)
+    # Never below zero (an empty bucket is no bucket), and a bucket of another stamp is
+    # left alone.
+    await charge(storage, 1.6, limit=10)
+    grant = await give_back(storage, 1.7, units=9, stamp=1.0)
+    assert grant.buckets == (Bucket(at(1.7) + WINDOW, 1),)
+
+
+async def test_giving_back_to_a_bucket_that_left_the_window_changes_nothing(
+    storage: Storage,
+) -> None:
+    await charge(storage, 0, limit=10, cost=2)
+    await charge(storage, 5, limit=10, cost=1)
+    grant = await give_back(storage, 6.5, units=2, stamp=0)
+    assert grant.buckets == (Bucket(at(5.1) + WINDOW, 1),)
+
+
+@pytest.mark.parametrize(
+    ("need", "want", "give_back"), [(2, 1, 0), (-1, 1, 0), (0, 0, 0), (1, 1, -1)]
+)
+def test_a_charge_must_make_sense(need: int, want: int, give_back: int) -> None:
+    with pytest.raises(ValueError, match="charge"):
+        Charge(need=need, want=want, stamp=T0, give_back=give_back)
+
+
+async def test_the_limit_must_be_positive(storage: Storage) -> None:
+    with pytest.raises(ValueError, match="limit must be positive"):
+        await charge(storage, 0, limit=0)
 
 
 async def test_keys_are_independent(storage: Storage) -> None:
-    await hit(storage, 0, limit=2, key="a")
-    await hit(storage, 0, limit=2, key="a")
-    assert not (await hit(storage, 0, limit=2, key="a")).admitted
-    assert (await hit(storage, 0, limit=2, key="b")).admitted
-    assert len((await document(storage, "b"))["hits"]) == 1
+    await charge(storage, 0, limit=2, key="a")
+    await charge(storage, 0, limit=2, key="a")
+    assert (await charge(storage, 0, limit=2, key="a")).granted == 0
+    assert (await charge(storage, 0, limit=2, key="b")).granted == 1
+    assert len((await document(storage, "b"))["buckets"]) == 1
 
 
-async def test_expiry_follows_the_latest_hit_and_never_moves_back(storage: Storage) -> None:
-    await hit(storage, 5, limit=10)
-    assert (await document(storage))["expires_at"] == at(5) + WINDOW
+async def test_expiry_follows_the_latest_stamp_and_never_moves_back(storage: Storage) -> None:
+    await charge(storage, 5, limit=10)
+    assert (await document(storage))["expires_at"] == at(5.1) + WINDOW
     # A replica whose clock is behind must not make the document expire earlier.
-    await hit(storage, 4, limit=10)
-    assert (await document(storage))["expires_at"] == at(5) + WINDOW
-    await hit(storage, 6, limit=10)
-    assert (await document(storage))["expires_at"] == at(6) + WINDOW
+    await charge(storage, 4, limit=10)
+    assert (await document(storage))["expires_at"] == at(5.1) + WINDOW
+    await charge(storage, 6, limit=10)
+    assert (await document(storage))["expires_at"] == at(6.1) + WINDOW
 
 
 async def test_idle_keys_expire_through_a_ttl_index(storage: Storage) -> None:
@@ -138,8 +201,12 @@ async def test_exact_under_concurrency(storage: Storage) -> None:
     for _ in range(5):
         key = uuid.uuid4().hex
         now = datetime.now(UTC)
-        windows = await asyncio.gather(
-            *(storage.rate_limits.hit(key, now, timedelta(seconds=60), 10) for _ in range(50))
+        asked = Charge(need=1, want=1, stamp=now)
+        grants = await asyncio.gather(
+            *(
+                storage.rate_limits.charge(key, now, timedelta(seconds=60), 10, asked)
+                for _ in range(50)
+            )
         )
-        assert sum(w.admitted for w in windows) == 10
-        assert len((await document(storage, key))["hits"]) == 10
+        assert sum(g.granted for g in grants) == 10
+        assert sum(b["n"] for b in (await document(storage, key))["buckets"]) == 10

@@ -19,7 +19,7 @@ from favgate.storage.directory import Directory
 from favgate.storage.favorites import Favorites
 from favgate.storage.indexes import ensure_indexes
 from favgate.storage.messages import Messages
-from favgate.storage.ratelimits import RateLimits, Window
+from favgate.storage.ratelimits import Bucket, Charge, Grant, RateLimits
 from favgate.storage.records import (
     Caller,
     Favorite,
@@ -33,12 +33,15 @@ from favgate.storage.records import (
 )
 
 __all__ = [
+    "Bucket",
     "Caller",
+    "Charge",
     "Favorite",
     "FavoriteChange",
     "FavoriteFilter",
     "FavoriteTarget",
     "FavoriteType",
+    "Grant",
     "Instance",
     "InstanceStatus",
     "Message",
@@ -47,7 +50,6 @@ __all__ = [
     "ResumeToken",
     "Storage",
     "Subscriber",
-    "Window",
     "open_storage",
 ]
 
