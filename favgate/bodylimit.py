@@ -85,10 +85,16 @@ def is_json(content_type: str | None) -> bool:
 
 def lowercase_media_type(scope: Scope) -> Scope:
     """``scope`` with its media type in lower case (parameters untouched): media types are
-    case-insensitive, but Strawberry compares them as they come."""
+    case-insensitive, but Strawberry compares them as they come. The scope itself when it
+    already is, as it nearly always is."""
+    headers = scope["headers"]
+    if all(
+        name != b"content-type" or value == _lowercase_essence(value) for name, value in headers
+    ):
+        return scope
     headers = [
         (name, _lowercase_essence(value) if name == b"content-type" else value)
-        for name, value in scope["headers"]
+        for name, value in headers
     ]
     return {**scope, "headers": headers}
 

@@ -86,6 +86,10 @@ class Decision:
             fields["Retry-After"] = str(self.retry_after)
         return fields
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """``headers()`` as an ASGI message carries them."""
+        return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
+
 
 def decide(
     buckets: tuple[Bucket, ...],

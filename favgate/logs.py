@@ -22,7 +22,6 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,6 +29,7 @@ from favgate.errors import InternalError
 from favgate.rest import error_body
 
 HEADER = "X-Request-ID"
+_HEADER_NAME = HEADER.lower().encode()
 MAX_REQUEST_ID_LENGTH = 128
 # Visible ASCII only: an id lands in log lines and response headers, so no control
 # characters, no spaces, nothing a log viewer could misread.
@@ -68,8 +68,8 @@ class RequestIdMiddleware:
             nonlocal started
             if message["type"] in ("http.response.start", "websocket.accept"):
                 started = True
-                message.setdefault("headers", [])  # optional in a websocket.accept
-                MutableHeaders(scope=message)[HEADER] = rid
+                # Appended: the app never sets the field itself. Optional in a websocket.accept.
+                message["headers"] = [*message.get("headers", ()), (_HEADER_NAME, rid.encode())]
             await send(message)
 
         try:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -134,7 +134,8 @@ def _with_budget(send: Send, limiter: RateLimiter) -> Send:
 
     async def send_with_budget(message: Message) -> None:
         if message["type"] == "http.response.start" and limiter.last is not None:
-            MutableHeaders(scope=message).update(limiter.last.headers())
+            # Appended as they are: no response of the app sets these fields itself.
+            message["headers"] = [*message.get("headers", ()), *limiter.last.raw_headers()]
         await send(message)
 
     return send_with_budget

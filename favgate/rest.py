@@ -15,13 +15,14 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from favgate import metrics
 from favgate.auth import Access, token_from_headers
 from favgate.errors import FavgateError, InternalError, InvalidRequestBody, public_error
 from favgate.resolvers import FavoriteResult, Target, set_favorite
+from favgate.responses import JSONResponse
 from favgate.storage import Storage
 
 logger = logging.getLogger(__name__)
