@@ -91,6 +91,20 @@ class Decision:
         return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """A key's window as its last check left it, summed up once for the decisions of the
+    requests its lease admits."""
+
+    used: int = 0
+    whole_again: datetime | None = None  # when the last units leave
+
+    @classmethod
+    def of(cls, grant: Grant) -> _Window:
+        last = grant.buckets[-1].leaves if grant.buckets else None
+        return cls(grant.used, last)
+
+
 def decide(
     buckets: tuple[Bucket, ...],
     policy: Policy,
@@ -158,7 +172,7 @@ class _Key:
     lease: _Lease | None = None
     expired: _Lease | None = None  # to give back with the next check
     giving_back: asyncio.Task[None] | None = None
-    window: tuple[Bucket, ...] = ()  # as the last check left it
+    window: _Window = _Window()
     # Units asked of this process, in the current and in the previous lease period.
     period_started: float = 0.0
     demand: int = 0
@@ -256,7 +270,7 @@ class Limiter:
             given_stamp=given.stamp if given else None,
         )
         grant = await self._charge(state.key, now, charge)
-        state.window = grant.buckets
+        state.window = _Window.of(grant)
         self._hand_out(state, batch, grant, charge, now, clock)
 
     def _serve_from_lease(self, state: _Key) -> bool:
@@ -309,13 +323,15 @@ class Limiter:
                 waiter.decided.set_result(decision)
 
     def _from_lease(self, state: _Key, lease: _Lease, cost: int) -> Decision:
-        return decide(
-            state.window,
-            self.policy,
+        window, now = state.window, datetime.now(UTC)
+        reset = 0 if window.whole_again is None else _seconds_until(window.whole_again, now)
+        return Decision(
             admitted=True,
-            cost=cost,
-            now=datetime.now(UTC),
-            unspent=lease.units,
+            limit=self.policy.limit,
+            remaining=max(0, self.policy.limit - window.used + lease.units),
+            reset_seconds=reset,
+            retry_after=None,
+            window=self.policy.window,
         )
 
     def _live_lease(self, state: _Key, clock: float) -> _Lease | None:
@@ -357,7 +373,7 @@ class Limiter:
             return
         now = datetime.now(UTC)
         charge = Charge(need=0, want=0, stamp=now, give_back=given.units, given_stamp=given.stamp)
-        state.window = (await self._charge(state.key, now, charge)).buckets
+        state.window = _Window.of(await self._charge(state.key, now, charge))
 
     async def _charge(self, key: str, now: datetime, charge: Charge) -> Grant:
         window = timedelta(seconds=self.policy.window)

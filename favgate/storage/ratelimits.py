@@ -39,12 +39,14 @@ Idle keys disappear through the TTL index on ``expires_at``. ``checks`` exists f
 reason: SecantusDB, under concurrent upserts of a key that does not exist yet, sometimes
 applies the update but answers with no document (MongoDB always returns the post-image).
 The check then reads the document back and finds its own id there: a second round trip,
-only in that race at a key's creation.
+only in that race at a key's creation. (A check whose id was pushed out by 64 later ones
+in the meantime counts as granted nothing: its units are lost for a window, never given
+twice.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,8 +56,11 @@ from pymongo import ReturnDocument
 from favgate.storage.indexes import RATE_LIMITS
 
 BUCKETS_PER_WINDOW = 60
-# How many of the latest checks a document remembers, for the race described above.
-REMEMBERED_CHECKS = 16
+# How many of the latest checks a document remembers, for the race described above: far
+# more than there are gateway processes, each of which has one check per key in flight.
+REMEMBERED_CHECKS = 64
+# A check's reply carries its own entry of ``checks`` (the last), not the others.
+_REPLY = {"buckets": 1, "checks": {"$slice": -1}}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -74,10 +79,10 @@ class Grant:
     granted: int
     # The units still in the window, by when they leave it, earliest first.
     buckets: tuple[Bucket, ...]
+    used: int = field(init=False)
 
-    @property
-    def used(self) -> int:
-        return sum(bucket.units for bucket in self.buckets)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "used", sum(bucket.units for bucket in self.buckets))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,7 @@ class RateLimits:
         doc = await self._windows.find_one_and_update(
             {"_id": key},
             _pipeline(check, slices, now, limit, charge),
+            projection=_REPLY,
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
