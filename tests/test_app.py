@@ -4,15 +4,13 @@ the error shape of unknown routes, and GraphiQL switched on and off by settings.
 from __future__ import annotations
 
 import asyncio
-import gc
 import socket
 import time
-import warnings
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from conftest import CHAT_JID, Tenants, serving
+from conftest import CHAT_JID, Tenants, collect_leaked_sockets, serving
 from pymongo.errors import ConnectionFailure
 
 from favgate.app import create_app
@@ -57,16 +55,6 @@ def _dead_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def collect_leaked_sockets() -> None:
-    """Collect the socket PyMongo's async client (4.20) leaks when ``close()`` cancels its
-    monitor in the middle of a connect: it is garbage at once, so its ResourceWarning is
-    silenced here, where it is expected, instead of failing whichever later test the
-    garbage collector happens to run in."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 async def test_start_up_fails_fast_without_a_database(settings: Settings) -> None:
@@ -145,22 +133,11 @@ async def wait_for_recovery(client: httpx.AsyncClient, token: str, limit: float)
         await asyncio.sleep(0.2)
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[ServerProcess]:
-    """A database server of this test's own, which it may kill and restart."""
-    process = ServerProcess(":memory:")
-    await asyncio.to_thread(process.start)
-    try:
-        yield process
-    finally:
-        process.kill()  # in memory: there is nothing to shut down cleanly
-
-
-async def test_outage_and_recovery(server: ServerProcess, driver: str) -> None:
+async def test_outage_and_recovery(own_server: ServerProcess, driver: str) -> None:
     settings = Settings(
         mongo_driver=driver,  # type: ignore[arg-type]
         database_timeout_ms=500,
-    ).with_uri(server.uri)
+    ).with_uri(own_server.uri)
     account_token, token = generate_token(), generate_token()
     async with serving(settings) as client:
         await seed_from_outside(settings, account_token, token)
@@ -168,13 +145,13 @@ async def test_outage_and_recovery(server: ServerProcess, driver: str) -> None:
         response = await favorite(client, token)
         assert response.status_code == 200, response.text
 
-        await asyncio.to_thread(server.kill)
+        await asyncio.to_thread(own_server.kill)
         await assert_unavailable(client, token)
         # Still unavailable on a second round: no request hangs or crashes the app.
         await assert_unavailable(client, token)
 
         # The same port again. The restarted server is in memory, hence empty: seed it anew.
-        await asyncio.to_thread(server.start)
+        await asyncio.to_thread(own_server.start)
         await seed_from_outside(settings, account_token, token)
         await wait_for_recovery(client, token, limit=15)
         readyz = await client.get("/readyz")

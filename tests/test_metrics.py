@@ -175,21 +175,16 @@ async def test_client_chosen_names_cannot_grow_the_series(
 
 
 @pytest.fixture
-async def outage(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def outage(settings: Settings, own_server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
     """A client of a gateway whose database was killed after it started."""
-    server = ServerProcess(":memory:")
-    await asyncio.to_thread(server.start)
-    try:
-        down = settings.with_uri(server.uri).replace(database_timeout_ms=300)
-        async with serving(down) as client:
-            await asyncio.to_thread(server.kill)
-            yield client
-            # Back before the client closes: PyMongo's async client leaks a socket when it
-            # is closed in the middle of a reconnect (see test_app.collect_leaked_sockets).
-            await asyncio.to_thread(server.start)
-            await client.get("/readyz")
-    finally:
-        server.kill()
+    down = settings.with_uri(own_server.uri).replace(database_timeout_ms=300)
+    async with serving(down) as client:
+        await asyncio.to_thread(own_server.kill)
+        yield client
+        # Back before the client closes: PyMongo's async client leaks a socket when it is
+        # closed in the middle of a reconnect (see conftest.collect_leaked_sockets).
+        await asyncio.to_thread(own_server.start)
+        await client.get("/readyz")
 
 
 async def test_database_errors_are_counted_per_api(outage: httpx.AsyncClient) -> None:

@@ -6,15 +6,20 @@ store outage answered 503 (fail closed)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
-import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from conftest import CHAT_JID, CommandLog, LifespanApp, Tenants, serving
+from conftest import (
+    CHAT_JID,
+    CommandLog,
+    LifespanApp,
+    Tenants,
+    collect_leaked_sockets,
+    serving,
+)
 from pymongo.errors import ConnectionFailure
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -385,26 +390,6 @@ async def test_one_round_trip_per_request(
 # --- Store outage -------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[ServerProcess]:
-    """A database server of this test's own, which it kills."""
-    process = ServerProcess(":memory:")
-    await asyncio.to_thread(process.start)
-    try:
-        yield process
-    finally:
-        process.kill()  # in memory: there is nothing to shut down cleanly
-
-
-def collect_leaked_sockets() -> None:
-    """Collect the socket PyMongo's async client (4.20) leaks when ``close()`` cancels its
-    monitor in the middle of a connect to a dead server (as in test_app): silenced here,
-    where it is expected, rather than failing whichever later test the collector runs in."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-
-
 async def seed(settings: Settings, token: str) -> None:
     storage = open_storage(settings)
     try:
@@ -417,17 +402,17 @@ async def seed(settings: Settings, token: str) -> None:
         await storage.close()
 
 
-async def test_store_unreachable_fails_closed(server: ServerProcess, driver: str) -> None:
+async def test_store_unreachable_fails_closed(own_server: ServerProcess, driver: str) -> None:
     settings = Settings(
         mongo_driver=driver,  # type: ignore[arg-type]
         database_timeout_ms=300,
         rate_limit=LIMIT,
-    ).with_uri(server.uri)
+    ).with_uri(own_server.uri)
     token = generate_token()
     async with serving(settings) as client:
         await seed(settings, token)
         assert (await rest(client, token)).status_code == 200
-        await asyncio.to_thread(server.kill)
+        await asyncio.to_thread(own_server.kill)
 
         started = time.monotonic()
         response = await rest(client, token)
@@ -444,9 +429,9 @@ async def test_store_unreachable_fails_closed(server: ServerProcess, driver: str
     collect_leaked_sockets()
 
 
-async def test_limiter_raises_an_outage(server: ServerProcess) -> None:
-    settings = Settings(database_timeout_ms=300).with_uri(server.uri)
-    await asyncio.to_thread(server.kill)
+async def test_limiter_raises_an_outage(own_server: ServerProcess) -> None:
+    settings = Settings(database_timeout_ms=300).with_uri(own_server.uri)
+    await asyncio.to_thread(own_server.kill)
     storage = open_storage(settings)
     try:
         limiter = Limiter(storage.rate_limits, Policy(limit=LIMIT))
