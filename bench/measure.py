@@ -6,6 +6,12 @@ run: everything the gateway process spent, in every thread (motor's included), a
 nothing the database or wrk spent. It is divided by the requests the server served
 (bench/serve.py counts them), which include those wrk left in flight when it stopped.
 Peak RSS is ``VmHWM``, reset before each run through ``/proc/<pid>/clear_refs``.
+
+On a machine of two CPUs or more, the servers under test have the first CPU to themselves
+(one is loaded at a time), and the harness, wrk and the database share the others
+(``GATEWAY_CPUS``, ``OTHER_CPUS``; bench/run.py moves itself there, and its children
+inherit it): the gateway's CPU time is then its own work, not what it lost to a
+neighbour on a shared core, and the Python database server never takes its core.
 """
 
 from __future__ import annotations
@@ -24,6 +30,14 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+_CPUS = sorted(os.sched_getaffinity(0))
+GATEWAY_CPUS = set(_CPUS[:1])
+OTHER_CPUS = set(_CPUS[1:]) or GATEWAY_CPUS
+
+
+def on_cpus(cpus: set[int]) -> Any:
+    """A ``preexec_fn`` that starts a child on ``cpus``."""
+    return lambda: os.sched_setaffinity(0, cpus)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -57,7 +71,12 @@ class Server:
         self._log = log.open("ab")
         command = [sys.executable, str(BENCH / "serve.py"), kind, str(port)]
         self.process = subprocess.Popen(
-            command, cwd=BENCH, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            command,
+            cwd=BENCH,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=on_cpus(GATEWAY_CPUS),
         )
         self.pid = self.process.pid
         self._wait_until_ready()

@@ -87,6 +87,16 @@ def machine_line(machine: dict[str, Any]) -> str:
     )
 
 
+def cpus_line(config: dict[str, Any]) -> str:
+    gateway, others = config.get("gateway_cpus"), config.get("other_cpus")
+    if not gateway or gateway == others:
+        return "Servers, wrk and databases share the CPUs."
+    return (
+        f"The server under test runs alone on CPU {', '.join(map(str, gateway))}; wrk, the "
+        f"databases and the harness on CPU {', '.join(map(str, others))}."
+    )
+
+
 def notes(results: dict[str, Any]) -> str:
     config = results["config"]
     return (
@@ -94,7 +104,8 @@ def notes(results: dict[str, Any]) -> str:
         f"{config['seconds_c32']} s at 32, after a {config['warmup_seconds']} s warm-up. "
         f"favgate with a rate limit of {config['rate_limit']:,} per minute (the limiter runs "
         f"but admits everything), {config['tokens']} tokens used in turn, cache TTL "
-        f"{config['cache_ttl']} s. CPU is the server process's own (utime + stime), round "
+        f"{config['cache_ttl']} s. {cpus_line(config)} "
+        "CPU is the server process's own (utime + stime), round "
         "trips are database commands counted in the server process, both per request. "
         "Ratios are favgate / baseline; ✓ or ✗ against the budget."
     )
