@@ -61,11 +61,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )
     routes = [
+        # The busiest first: the router tries routes in order, on every request.
+        *rest.routes,
+        Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        *rest.routes,
         *openapi.routes,
-        Route("/graphql", graphql, methods=["GET", "POST"]),
         # Subscriptions: a Route only matches HTTP, a WebSocketRoute only WebSockets.
         WebSocketRoute("/graphql", graphql),
         *metrics.routes,
