@@ -170,7 +170,8 @@ class OperationMetrics(SchemaExtension):
     """Counts each GraphQL operation by type, name and outcome.
 
     List it first among the schema's extensions: its ``on_operation`` then exits last,
-    after ``PublicErrors`` has turned exceptions into coded errors.
+    after ``PublicErrors`` has turned exceptions into coded errors. Known operations
+    (``favgate.schema.known``) run no extension and call ``count_operation`` themselves.
     """
 
     def on_operation(self) -> Iterator[None]:
@@ -179,18 +180,22 @@ class OperationMetrics(SchemaExtension):
             yield
             outcome = _outcome(self.execution_context.result)
         finally:
-            self._record(outcome)
+            context = self.execution_context
+            _count(_operation_type(context), context.operation_name, outcome)
 
-    def _record(self, outcome: str) -> None:
-        context = self.execution_context
-        GRAPHQL_OPERATIONS.labels(
-            _operation_type(context), operation_name_label(context.operation_name), outcome
-        ).inc()
-        if outcome == "SERVICE_UNAVAILABLE":
-            DATABASE_ERRORS.labels("graphql").inc()
-        exchange = _exchange.get()
-        if outcome == "RATE_LIMITED" and exchange is not None:
-            exchange.rate_limited = True  # counted once, by the middleware
+
+def count_operation(operation_type: str, name: str | None, result: object) -> None:
+    """Count an operation that ended with ``result``, as ``OperationMetrics`` would."""
+    _count(operation_type, name, _outcome(result))
+
+
+def _count(operation_type: str, name: str | None, outcome: str) -> None:
+    GRAPHQL_OPERATIONS.labels(operation_type, operation_name_label(name), outcome).inc()
+    if outcome == "SERVICE_UNAVAILABLE":
+        DATABASE_ERRORS.labels("graphql").inc()
+    exchange = _exchange.get()
+    if outcome == "RATE_LIMITED" and exchange is not None:
+        exchange.rate_limited = True  # counted once, by the middleware
 
 
 def _operation_type(context: ExecutionContext) -> str:

@@ -38,19 +38,29 @@ def _raised_by_a_resolver(error: GraphQLError) -> bool:
     return error.original_error is not None and error.path is not None
 
 
+def _made_public(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    assert original is not None  # see _raised_by_a_resolver
+    public = public_or_masked(original)
+    return GraphQLError(
+        message=public.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=public.extensions,
+    )
+
+
+def public_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """What ``PublicErrors`` makes of a result's errors, for the known-operation path
+    (``favgate.schema.known``), which runs no extension: the same loop as MaskErrors'."""
+    return [_made_public(error) if _raised_by_a_resolver(error) else error for error in errors]
+
+
 class PublicErrors(MaskErrors):
     def __init__(self) -> None:
         super().__init__(should_mask_error=_raised_by_a_resolver)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        original = error.original_error
-        assert original is not None  # see _raised_by_a_resolver
-        public = public_or_masked(original)
-        return GraphQLError(
-            message=public.message,
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions=public.extensions,
-        )
+        return _made_public(error)

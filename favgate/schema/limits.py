@@ -43,11 +43,11 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from favgate.config import Settings
+from favgate.schema.execution import PlainFieldsExecutionContext
 from favgate.schema.shape import Shape, measure
 
 __all__ = ["execution_context_class", "extensions", "validation_rules"]
@@ -78,10 +78,10 @@ def validation_rules(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
     return (limits,) if settings.introspection else (limits, NoSchemaIntrospectionCustomRule)
 
 
-def execution_context_class(settings: Settings) -> type[StrawberryGraphQLCoreExecutionContext]:
+def execution_context_class(settings: Settings) -> type[PlainFieldsExecutionContext]:
     if _hides_suggestions(settings):
         return SuggestionFreeExecutionContext
-    return StrawberryGraphQLCoreExecutionContext
+    return PlainFieldsExecutionContext
 
 
 def _hides_suggestions(settings: Settings) -> bool:
@@ -138,6 +138,9 @@ class CachedValidation(SchemaExtension):
         )
         # Setting them tells Strawberry that validation has run.
         context.pre_execution_errors = list(errors)
+        known = getattr(context.schema, "known_operations", None)
+        if not errors and known is not None and context.query is not None:
+            known.add(context.query, context.graphql_document)  # favgate.schema.known
         yield
 
 
@@ -152,7 +155,7 @@ def _validate(
     return tuple(validate(schema, document, rules, hide_suggestions=hide_suggestions))
 
 
-class SuggestionFreeExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class SuggestionFreeExecutionContext(PlainFieldsExecutionContext):
     """Coerces variables without "Did you mean ...?" in its errors."""
 
     @classmethod

@@ -1,0 +1,137 @@
+"""Plain leaf fields (``favgate.schema.execution``) answer exactly as graphql-core's path:
+values, nulls, and the errors of a value that does not fit its type.
+
+Two schemas of the same types, one with the plain-field execution context and one with
+Strawberry's, run the same documents; the answers must be equal. The types misbehave on
+purpose: a null in a non-null field, a string in an Int, an unknown enum value, an
+exception or an awaitable where a value belongs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from typing import Any
+
+import pytest
+import strawberry
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from favgate.schema import build_schema
+from favgate.schema.execution import PlainFieldsExecutionContext, plain_leaves
+from favgate.schema.limits import SuggestionFreeExecutionContext
+
+
+@strawberry.enum
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+def _later(value: Any) -> asyncio.Future[Any]:
+    # A future, not a coroutine: one left unawaited (its field not selected) is no warning.
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
+
+
+@strawberry.type
+class Item:
+    name: str
+    count: int
+    maybe: int | None
+    color: Color
+    colors: list[Color]
+
+    @strawberry.field
+    def computed(self) -> str:
+        return f"computed {self.name}"
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def items(self, kind: int) -> list[Item | None]:
+        return [_item(kind, index) for index in range(3)]
+
+    @strawberry.field
+    def item(self, kind: int) -> Item:
+        return _item(kind, 0)
+
+
+def _item(kind: int, index: int) -> Item:
+    """Item ``kind``: 0 well-formed, then one kind of misbehaviour each."""
+    values: dict[str, Any] = {
+        "name": f"item {index}",
+        "count": index,
+        "maybe": None if index % 2 else index,
+        "color": Color.RED,
+        "colors": [Color.RED, Color.BLUE],
+    }
+    broken: list[dict[str, Any]] = [
+        {},
+        {"name": None},
+        {"count": "three"},
+        {"count": 2**40},
+        {"color": "GREEN"},
+        {"maybe": ValueError("an exception as a value")},
+        {"name": _later("awaited")},
+        {"maybe": 1.5},
+        {"colors": [Color.RED, None]},
+    ]
+    item = Item(**values)
+    for attribute, value in broken[kind % len(broken)].items():
+        object.__setattr__(item, attribute, value)
+    return item
+
+
+KINDS = 9
+plain = strawberry.Schema(query=Query, execution_context_class=PlainFieldsExecutionContext)
+stock = strawberry.Schema(
+    query=Query, execution_context_class=StrawberryGraphQLCoreExecutionContext
+)
+FIELDS = ["name", "count", "maybe", "color", "colors", "computed", "__typename"]
+
+
+async def answers(query: str) -> list[tuple[Any, list[Any]]]:
+    results = [await schema.execute(query) for schema in (plain, stock)]
+    return [(r.data, [error.formatted for error in r.errors or []]) for r in results]
+
+
+@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+@given(
+    kind=st.integers(0, KINDS - 1),
+    fields=st.lists(st.sampled_from(FIELDS), min_size=1, max_size=6),
+    root=st.sampled_from(["items", "item"]),
+    alias=st.booleans(),
+)
+async def test_plain_fields_answer_as_graphql_core(
+    kind: int, fields: list[str], root: str, alias: bool
+) -> None:
+    selection = " ".join(f"a{i}: {f}" if alias else f for i, f in enumerate(fields))
+    got, expected = await answers(f"{{ {root}(kind: {kind}) {{ {selection} }} }}")
+    assert got == expected
+
+
+@pytest.mark.parametrize("kind", range(KINDS))
+async def test_every_misbehaviour(kind: int) -> None:
+    got, expected = await answers(f"{{ items(kind: {kind}) {{ {' '.join(FIELDS)} }} }}")
+    assert got == expected
+    assert (expected[1] == []) == (kind in (0, 6))  # an awaitable is awaited, no error
+
+
+def test_the_plain_leaves_of_favgates_schema() -> None:
+    leaves = plain_leaves(build_schema()._schema)
+    assert ("Favorite", "chatJid") in leaves
+    assert ("Favorite", "favoritedAt") in leaves
+    assert ("Message", "text") in leaves
+    assert ("Favorite", "message") not in leaves  # a resolver
+    assert ("FavoriteEdge", "node") not in leaves  # an object
+    assert ("FavoriteConnection", "totalCount") not in leaves  # a resolver
+    assert not any(type_name.startswith("__") for type_name, _ in leaves)
+
+
+def test_production_keeps_plain_fields() -> None:
+    assert issubclass(SuggestionFreeExecutionContext, PlainFieldsExecutionContext)
