@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
+from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
 
 from favgate.schema import GraphQLView, build_schema
 from favgate.schema.selection import selects
@@ -140,6 +140,33 @@ async def test_one_favorite_still_loads_its_message(
     assert data == {"favorite": {"message": {"id": MESSAGE_ID, "text": "hello"}}}
     data = await post(client, tenants.main_token, ONE, messageId="LOSTMSG1")
     assert data == {"favorite": {"message": None}}
+
+
+TWO_FAVORITES = """
+query Two($instance: String!) {
+  a: favorite(instance: $instance, messageId: "3EB08FCF27E532F1B0F5") { message { text } }
+  b: favorite(instance: $instance, messageId: "GROUPMSG1") { message { text } }
+  c: favorite(instance: $instance, number: "5511999999999") { message { text } }
+  d: favorite(instance: $instance, messageId: "LOSTMSG1") { messageId }
+}
+"""
+
+
+async def test_favorites_of_one_request_load_their_messages_together(
+    client: httpx.AsyncClient, tenants: Tenants, favorites: None, commands: CommandLog
+) -> None:
+    """Messages not loaded with their favorite go through the request's DataLoader, only
+    when asked for, each once (in one query when the fields get there together)."""
+    data = await post(client, tenants.main_token, TWO_FAVORITES)
+    assert data == {
+        "a": {"message": {"text": "hello"}},
+        "b": {"message": {"text": "hi all"}},
+        "c": {"message": None},  # a chat favorite has no message
+        "d": {"messageId": "LOSTMSG1"},  # not asked for: never loaded
+    }
+    finds = [doc for doc in commands.documents if doc.get("find") == "messages"]
+    loaded = [message_id for doc in finds for message_id in doc["filter"]["id"]["$in"]]
+    assert sorted(loaded) == ["3EB08FCF27E532F1B0F5", "GROUPMSG1"]
 
 
 # --- Encoding -----------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def test_the_plain_leaves_of_favgates_schema() -> None:
     assert ("Favorite", "chatJid") in leaves
     assert ("Favorite", "favoritedAt") in leaves
     assert ("Message", "text") in leaves
-    assert ("Favorite", "message") not in leaves  # a resolver
+    assert ("Favorite", "message") not in leaves  # an object
     assert ("FavoriteEdge", "node") not in leaves  # an object
     assert ("FavoriteConnection", "totalCount") not in leaves  # a resolver
     assert not any(type_name.startswith("__") for type_name, _ in leaves)

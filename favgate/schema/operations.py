@@ -41,11 +41,11 @@ class Query:
             after=after,
         )
         if not selects(info, "edges", "node", "message"):
-            return FavoriteConnection.from_page(page)
+            return FavoriteConnection.from_page(page, info.context)
         # The page's messages in one query now, rather than a DataLoader batch later.
         ids = [f.target.message_id for f in page.favorites if f.target.message_id is not None]
         messages = await info.context.storage.messages.get_many(found.name, ids)
-        return FavoriteConnection.from_page(page, messages)
+        return FavoriteConnection.from_page(page, info.context, messages)
 
     @strawberry.field(
         description="The favorite record of a chat or a message (messageId wins), "
@@ -61,7 +61,7 @@ class Query:
         found = await info.context.access.instance(instance)
         target = resolvers.Target.from_request(number, message_id)
         record = await resolvers.get_favorite(info.context.storage, found, target)
-        return None if record is None else Favorite.from_record(record)
+        return None if record is None else Favorite.from_record(record, info.context)
 
 
 @strawberry.type

@@ -12,13 +12,28 @@ from typing import Any
 
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
+# Answers by (path, field nodes): they depend on the document alone (names, fragments; not
+# on variables, since @skip and @include are not looked at), and known documents come back
+# as the same nodes. The nodes are kept with the answer, so that their ids stay theirs.
+_answers: dict[tuple[object, ...], tuple[object, bool]] = {}
+MAX_ANSWERS = 256
+
 
 def selects(info: Any, *path: str) -> bool:
     """Whether the field ``info`` resolves selects ``path`` (GraphQL names) below it.
 
     Conservative: a field under ``@skip`` or ``@include`` counts as selected.
     """
-    return any(_reaches(field.selections, path) for field in _fields(info.selected_fields))
+    nodes = info._raw_info.field_nodes  # Strawberry's Info keeps graphql-core's here
+    key = (path, *map(id, nodes))
+    known = _answers.get(key)
+    if known is not None:
+        return known[1]
+    answer = any(_reaches(field.selections, path) for field in _fields(info.selected_fields))
+    if len(_answers) >= MAX_ANSWERS:
+        _answers.clear()
+    _answers[key] = (nodes, answer)
+    return answer
 
 
 def _reaches(selections: Iterable[Selection], path: tuple[str, ...]) -> bool:

@@ -16,6 +16,7 @@ import strawberry
 
 from favgate.errors import FavgateError
 from favgate.metrics import OPEN_SUBSCRIPTIONS
+from favgate.schema.context import Context
 from favgate.schema.errors import public_or_masked
 from favgate.schema.types import Favorite, FavoriteType, Info
 from favgate.storage import FavoriteType as StoredFavoriteType
@@ -40,15 +41,15 @@ class Subscription:
         found = await info.context.access.instance(instance)
         stored_type = type if isinstance(type, StoredFavoriteType) else None
         subscriber = await info.context.storage.changes.subscribe(found.name, stored_type)
-        return _favorites(subscriber)
+        return _favorites(subscriber, info.context)
 
 
-async def _favorites(subscriber: Subscriber) -> AsyncGenerator[Favorite, None]:
+async def _favorites(subscriber: Subscriber, context: Context) -> AsyncGenerator[Favorite, None]:
     OPEN_SUBSCRIPTIONS.inc()
     try:
         async with aclosing(subscriber):  # leaves the stream, whatever ends the subscription
             async for favorite in subscriber:
-                yield Favorite.from_record(favorite)
+                yield Favorite.from_record(favorite, context)
     except FavgateError:
         raise  # SERVICE_UNAVAILABLE when the database stays away
     except Exception as exc:  # a driver error or a bug: never shown as it is
