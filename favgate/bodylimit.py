@@ -70,9 +70,13 @@ def check_headers(scope: Scope, max_body_bytes: int) -> None:
 
 
 def reads_json(scope: Scope) -> bool:
+    if scope["method"] != "POST":
+        return False
     path: str = scope["path"]
-    on_route = any(path == route or path.startswith(f"{route}/") for route in JSON_ROUTES)
-    return scope["method"] == "POST" and on_route
+    for route in JSON_ROUTES:
+        if path == route or (path.startswith(route) and path[len(route)] == "/"):
+            return True
+    return False
 
 
 def is_json(content_type: str | None) -> bool:
@@ -88,9 +92,10 @@ def lowercase_media_type(scope: Scope) -> Scope:
     case-insensitive, but Strawberry compares them as they come. The scope itself when it
     already is, as it nearly always is."""
     headers = scope["headers"]
-    if all(
-        name != b"content-type" or value == _lowercase_essence(value) for name, value in headers
-    ):
+    for name, value in headers:
+        if name == b"content-type" and value != _lowercase_essence(value):
+            break
+    else:
         return scope
     headers = [
         (name, _lowercase_essence(value) if name == b"content-type" else value)

@@ -129,10 +129,28 @@ class MetricsMiddleware:
 def _record(scope: Scope, status: int, seconds: float, exchange: _Exchange) -> None:
     route = route_label(scope)
     method = scope["method"] if scope["method"] in _METHODS else "other"
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    HTTP_LATENCY.labels(route, method).observe(seconds)
+    requests, latency = _http_series(route, method, status)
+    requests.inc()
+    latency.observe(seconds)
     if status == 429 or exchange.rate_limited:
         RATE_LIMITED.labels(route).inc()
+
+
+# labels() validates its values and takes a lock on every call. The HTTP series are few
+# (route templates, methods, statuses), so each is looked up once.
+_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def _http_series(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    key = (route, method, status)
+    series = _series.get(key)
+    if series is None:
+        series = (
+            HTTP_REQUESTS.labels(route, method, str(status)),
+            HTTP_LATENCY.labels(route, method),
+        )
+        _series[key] = series
+    return series
 
 
 def count_database_error(error: FavgateError, api: str) -> None:
