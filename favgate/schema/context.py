@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ MessageKey = tuple[str, str]  # (instance, message id)
 # subscriptions-transport-ws) is deprecated by its authors, and one protocol is one less
 # set of rules to secure.
 SUBSCRIPTION_PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
 
 
 @dataclass(slots=True)
@@ -82,6 +84,18 @@ def _message_loader(
 
 class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view with favgate's typed context."""
+
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson reads a request body several times faster than json. What it refuses (a
+        # NaN, UTF-16, a lone surrogate) goes to json, which decides as it always did; so
+        # do bodies with 19 digits in a row, as orjson reads an integer past 64 bits as a
+        # float where json keeps it exact.
+        if isinstance(data, bytes) and _LONG_NUMBER.search(data) is None:
+            try:
+                return orjson.loads(data)
+            except orjson.JSONDecodeError:
+                pass
+        return super().decode_json(data)
 
     def encode_json(self, data: object) -> str | bytes:
         # orjson encodes a page of favorites several times faster than json. It refuses
