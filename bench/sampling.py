@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +24,13 @@ TOP = 30
 @contextlib.contextmanager
 def recording(pid: int, seconds: int, output: Path) -> Iterator[None]:
     """Sample ``pid`` for ``seconds`` while the body runs; raw stacks to ``output``."""
-    if shutil.which("py-spy") is None:
+    # The venv's own, when the harness runs from it without the venv on PATH (make bench).
+    beside = Path(sys.executable).parent / "py-spy"
+    py_spy = str(beside) if beside.exists() else shutil.which("py-spy")
+    if py_spy is None:
         raise RuntimeError("py-spy is not installed (it is in favgate's dev extra)")
     # --gil: only the thread holding the GIL, that is, where Python spends CPU time.
-    command = ["py-spy", "record", "--gil", "--nonblocking", "-r", "1000", "-f", "raw"]
+    command = [py_spy, "record", "--gil", "--nonblocking", "-r", "1000", "-f", "raw"]
     command += ["-p", str(pid), "-d", str(seconds), "-o", str(output)]
     sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
