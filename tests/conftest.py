@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import socket
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -238,3 +240,41 @@ def collect_leaked_sockets() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
+
+
+async def seed_instance(
+    settings: Settings,
+    *,
+    account_token: str | None = None,
+    instance_token: str | None = None,
+    instance: str = "main",
+) -> None:
+    """Account "acme" with its connected ``instance``, in ``settings``' database, through a
+    client of its own (so that only requests exercise the gateway's). A token not given is
+    one nobody knows."""
+    storage = open_storage(settings)
+    try:
+        await storage.ensure_indexes()
+        await storage.directory.create_account(
+            "acme", hash_token(account_token or generate_token())
+        )
+        await storage.directory.create_instance(
+            instance,
+            "acme",
+            InstanceStatus.CONNECTED,
+            hash_token(instance_token or generate_token()),
+        )
+    finally:
+        await storage.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def with_database(uri: str, database: str) -> str:
+    """``uri`` naming ``database`` in its path, its options kept."""
+    parts = urlsplit(uri)
+    return urlunsplit(parts._replace(path=f"/{database}"))

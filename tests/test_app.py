@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from conftest import CHAT_JID, Tenants, collect_leaked_sockets, serving
+from conftest import CHAT_JID, Tenants, collect_leaked_sockets, seed_instance, serving
 from pymongo.errors import ConnectionFailure
 
 from favgate.app import create_app
-from favgate.auth import generate_token, hash_token
+from favgate.auth import generate_token
 from favgate.config import Settings
 from favgate.embedded import ServerProcess
-from favgate.storage import InstanceStatus, Storage, open_storage
+from favgate.storage import Storage
 
 UNAVAILABLE = {"success": False, "error": {"message": "Service temporarily unavailable"}}
 SET_FAVORITE = """
@@ -73,23 +73,6 @@ async def test_start_up_fails_fast_without_a_database(settings: Settings) -> Non
 # --- An outage and the recovery after it --------------------------------------------------
 
 
-async def seed(storage: Storage, account_token: str, instance_token: str) -> None:
-    await storage.ensure_indexes()
-    await storage.directory.create_account("acme", hash_token(account_token))
-    await storage.directory.create_instance(
-        "main", "acme", InstanceStatus.CONNECTED, hash_token(instance_token)
-    )
-
-
-async def seed_from_outside(settings: Settings, account_token: str, instance_token: str) -> None:
-    """Seed with a client of its own, so that only requests exercise the gateway's."""
-    storage = open_storage(settings)
-    try:
-        await seed(storage, account_token, instance_token)
-    finally:
-        await storage.close()
-
-
 async def assert_unavailable(client: httpx.AsyncClient, token: str) -> None:
     readyz = await client.get("/readyz")
     assert readyz.status_code == 503
@@ -140,7 +123,7 @@ async def test_outage_and_recovery(own_server: ServerProcess, driver: str) -> No
     ).with_uri(own_server.uri)
     account_token, token = generate_token(), generate_token()
     async with serving(settings) as client:
-        await seed_from_outside(settings, account_token, token)
+        await seed_instance(settings, account_token=account_token, instance_token=token)
         assert (await client.get("/readyz")).status_code == 200
         response = await favorite(client, token)
         assert response.status_code == 200, response.text
@@ -152,7 +135,7 @@ async def test_outage_and_recovery(own_server: ServerProcess, driver: str) -> No
 
         # The same port again. The restarted server is in memory, hence empty: seed it anew.
         await asyncio.to_thread(own_server.start)
-        await seed_from_outside(settings, account_token, token)
+        await seed_instance(settings, account_token=account_token, instance_token=token)
         await wait_for_recovery(client, token, limit=15)
         readyz = await client.get("/readyz")
         assert (readyz.status_code, readyz.json()) == (200, {"status": "ok"})

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import with_database
 from pymongo import MongoClient
 from pymongo.database import Database
 
@@ -32,14 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAT_JID = "5511999999999@s.whatsapp.net"
 
 Document = dict[str, Any]
-
-
-def with_database(uri: str, database: str) -> str:
-    """``uri`` with its path (the database name) replaced by ``database``."""
-    base, question, options = uri.partition("?")
-    scheme, _, rest = base.partition("://")
-    hosts = rest.split("/", 1)[0]
-    return f"{scheme}://{hosts}/{database}{question}{options}"
 
 
 @pytest.fixture

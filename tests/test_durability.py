@@ -7,22 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import LifespanApp
+from conftest import seed_instance, serving
 from pymongo import MongoClient
 
-from favgate.app import create_app
-from favgate.auth import generate_token, hash_token
+from favgate.auth import generate_token
 from favgate.config import Settings
 from favgate.embedded import ServerProcess
-from favgate.storage import InstanceStatus, open_storage
 
 WORKERS = 8
 LOAD_BEFORE_KILL = 1.0  # seconds of load before the kill
@@ -69,27 +66,6 @@ class Load:
         return [self.statuses[i] for i in range(mark, self.next_number) if i in self.statuses]
 
 
-@asynccontextmanager
-async def gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application) as state:
-        transport = httpx.ASGITransport(app=LifespanApp(application, dict(state or {})))
-        async with httpx.AsyncClient(transport=transport, base_url="http://favgate.test") as c:
-            yield c
-
-
-async def seed(settings: Settings, token: str) -> None:
-    storage = open_storage(settings)
-    try:
-        await storage.ensure_indexes()
-        await storage.directory.create_account("acme", hash_token(generate_token()))
-        await storage.directory.create_instance(
-            "main", "acme", InstanceStatus.CONNECTED, hash_token(token)
-        )
-    finally:
-        await storage.close()
-
-
 def stored(uri: str) -> list[dict[str, Any]]:
     client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=5000)
     with client:
@@ -110,8 +86,8 @@ async def test_acknowledged_favorites_survive_kill_9(server: ServerProcess) -> N
     settings = Settings(database_timeout_ms=500, rate_limit=10**9).with_uri(server.uri)
     assert (settings.write_concern_w, settings.write_journal) == (1, True)  # the defaults
     token = generate_token()
-    await seed(settings, token)
-    async with gateway(settings) as client:
+    await seed_instance(settings, instance_token=token)
+    async with serving(settings) as client:
         load = Load(client, token)
         workers = [asyncio.create_task(load.worker()) for _ in range(WORKERS)]
         await asyncio.sleep(LOAD_BEFORE_KILL)

@@ -8,7 +8,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from typing import IO, Any
 
 import httpx
 import pytest
+from conftest import free_port
 from pymongo import MongoClient
 
 BANNER_TIMEOUT = 60.0
@@ -51,12 +51,6 @@ def ok(message: str, message_id: str | None, favorite: bool) -> dict[str, Any]:
         "favorite": favorite,
         "type": "chat" if message_id is None else "message",
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pid_alive(pid: int) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +19,13 @@ from typing import Any
 
 import pytest
 import uvicorn
+from conftest import free_port, seed_instance
 from playwright.async_api import Page, Route, async_playwright
 
 from favgate.app import create_app
-from favgate.auth import generate_token, hash_token
+from favgate.auth import generate_token
 from favgate.config import Settings
-from favgate.storage import InstanceStatus, open_storage
+from favgate.storage import open_storage
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(
@@ -51,27 +51,10 @@ HEADERS_EDITOR = ".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirro
 RESULT = ".result-window .CodeMirror"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Served:
     origin: str
     token: str
-
-
-async def seed(settings: Settings, token: str) -> None:
-    """The instance the example document names, "demo", with an instance token."""
-    storage = open_storage(settings)
-    await storage.ensure_indexes()
-    await storage.directory.create_account("acme", hash_token(generate_token()))
-    await storage.directory.create_instance(
-        "demo", "acme", InstanceStatus.CONNECTED, hash_token(token)
-    )
-    await storage.close()
 
 
 @pytest.fixture
@@ -80,7 +63,7 @@ async def served(mongodb_uri: str) -> AsyncIterator[Served]:
     settings = Settings(graphiql=True).with_uri(mongodb_uri)
     settings = settings.replace(database=f"favgate_browser_{generate_token()[:8].lower()}")
     token = generate_token()
-    await seed(settings, token)
+    await seed_instance(settings, instance_token=token, instance="demo")
     port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_config=None, log_level="warning"

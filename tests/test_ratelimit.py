@@ -18,6 +18,7 @@ from conftest import (
     LifespanApp,
     Tenants,
     collect_leaked_sockets,
+    seed_instance,
     serving,
 )
 from pymongo.errors import ConnectionFailure
@@ -33,7 +34,7 @@ from favgate.embedded import ServerProcess
 from favgate.errors import ServiceUnavailable, public_error
 from favgate.limiter import Limiter, Policy, decide
 from favgate.ratelimit import RateLimiter, RateLimitMiddleware
-from favgate.storage import Bucket, InstanceStatus, Storage, open_storage
+from favgate.storage import Bucket, Storage, open_storage
 from favgate.storage.indexes import RATE_LIMITS
 
 LIMIT = 5
@@ -390,18 +391,6 @@ async def test_one_round_trip_per_request(
 # --- Store outage -------------------------------------------------------------------------
 
 
-async def seed(settings: Settings, token: str) -> None:
-    storage = open_storage(settings)
-    try:
-        await storage.ensure_indexes()
-        await storage.directory.create_account("acme", hash_token(token))
-        await storage.directory.create_instance(
-            "main", "acme", InstanceStatus.CONNECTED, hash_token(generate_token())
-        )
-    finally:
-        await storage.close()
-
-
 async def test_store_unreachable_fails_closed(own_server: ServerProcess, driver: str) -> None:
     settings = Settings(
         mongo_driver=driver,  # type: ignore[arg-type]
@@ -410,7 +399,7 @@ async def test_store_unreachable_fails_closed(own_server: ServerProcess, driver:
     ).with_uri(own_server.uri)
     token = generate_token()
     async with serving(settings) as client:
-        await seed(settings, token)
+        await seed_instance(settings, account_token=token)
         assert (await rest(client, token)).status_code == 200
         await asyncio.to_thread(own_server.kill)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,11 +13,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from conftest import CHAT_JID
+from conftest import CHAT_JID, free_port, with_database
 
 from favgate.auth import generate_token, hash_token
 from favgate.config import Settings
@@ -29,18 +27,6 @@ LIMIT = 40
 REQUESTS = 120
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def with_database(uri: str, database: str) -> str:
-    """``uri`` naming ``database`` in its path, its options kept."""
-    parts = urlsplit(uri)
-    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 class Replica:

@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from conftest import free_port, seed_instance, with_database
 from pymongo import MongoClient
 
-from favgate.auth import generate_token, hash_token
+from favgate.auth import generate_token
 from favgate.config import Settings
-from favgate.storage import InstanceStatus, open_storage
+from favgate.storage import open_storage
 
 REQUESTS = 50
 START_TIMEOUT = 30.0
@@ -36,18 +35,6 @@ mutation ($number: String!) {
   setFavorite(instance: "main", number: $number, favorite: true) { success chatJid }
 }
 """
-
-
-def with_database(uri: str, database: str) -> str:
-    """``uri`` with ``database`` as its path, options kept."""
-    parts = urlsplit(uri)
-    return urlunsplit(parts._replace(path=f"/{database}"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -63,18 +50,6 @@ class Gateway:
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
 
-async def seed(uri: str, token: str) -> None:
-    storage = open_storage(Settings().with_uri(uri))
-    try:
-        await storage.ensure_indexes()
-        await storage.directory.create_account("acme", hash_token(generate_token()))
-        await storage.directory.create_instance(
-            "main", "acme", InstanceStatus.CONNECTED, hash_token(token)
-        )
-    finally:
-        await storage.close()
-
-
 async def drop(uri: str) -> None:
     storage = open_storage(Settings().with_uri(uri))
     try:
@@ -87,7 +62,7 @@ async def drop(uri: str) -> None:
 async def gateway(mongodb_uri: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     database = f"favgate_shutdown_{uuid.uuid4().hex[:12]}"
     uri, token, port = with_database(mongodb_uri, database), generate_token(), free_port()
-    await seed(uri, token)
+    await seed_instance(Settings().with_uri(uri), instance_token=token)
     log = tmp_path / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAVGATE_")}
     # A budget no test request can exhaust: this test is about draining, not limits.

@@ -18,19 +18,19 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
+from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants, seed_instance
 from pymongo import MongoClient, monitoring
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError
 
 from favgate.app import create_app
-from favgate.auth import generate_token, hash_token
+from favgate.auth import generate_token
 from favgate.config import ConfigError, Settings
 from favgate.embedded import ServerProcess, find_server_executable
 from favgate.errors import ChangeStreamsUnavailable, ServiceUnavailable
 from favgate.metrics import REGISTRY
 from favgate.resolvers.favorites import now
-from favgate.storage import FavoriteTarget, FavoriteType, InstanceStatus, Storage, open_storage
+from favgate.storage import FavoriteTarget, FavoriteType, Storage
 from favgate.storage.changes import MAX_PENDING
 
 PROTOCOL = "graphql-transport-ws"
@@ -562,22 +562,6 @@ def chat_target(chat: str) -> FavoriteTarget:
     return FavoriteTarget(type=FavoriteType.CHAT, chat_jid=chat)
 
 
-async def seed(settings: Settings) -> str:
-    """An account with a connected instance "main" in ``settings``' database; its token."""
-    storage = open_storage(settings)
-    try:
-        await storage.ensure_indexes()
-        token = generate_token()
-        await storage.directory.create_account("acme", hash_token(token))
-        connected = InstanceStatus.CONNECTED
-        await storage.directory.create_instance(
-            "main", "acme", connected, hash_token(uuid.uuid4().hex)
-        )
-    finally:
-        await storage.close()
-    return token
-
-
 @pytest.fixture
 async def own_server(tmp_path: Any) -> AsyncIterator[ServerProcess]:
     """A database server of the test's own, to stop and start."""
@@ -598,7 +582,8 @@ async def test_a_subscription_outlives_a_database_restart(
     own_server: ServerProcess, driver: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = own_settings(own_server.uri, driver)
-    token = await seed(settings)
+    token = generate_token()
+    await seed_instance(settings, account_token=token)
     async with serve(settings) as address, client(address, {"token": token}) as ws:
         operation = await ws.subscribe()
         await rest_favorite(address, token, number=CHATS[0], favorite=True)
@@ -619,7 +604,8 @@ async def test_a_database_that_stays_away_ends_the_subscription(
     own_server: ServerProcess, driver: str
 ) -> None:
     settings = own_settings(own_server.uri, driver)
-    token = await seed(settings)
+    token = generate_token()
+    await seed_instance(settings, account_token=token)
     async with serve(settings) as address, client(address, {"token": token}) as ws:
         before = open_subscriptions()
         operation = await ws.subscribe()
@@ -659,7 +645,8 @@ async def test_without_change_streams_the_subscription_says_so(
     settings = own_settings(standalone_server, driver).replace(
         database=f"favgate_test_{uuid.uuid4().hex[:12]}"
     )
-    token = await seed(settings)
+    token = generate_token()
+    await seed_instance(settings, account_token=token)
     async with serve(settings) as address, client(address, {"token": token}) as ws:
         operation = await ws.start("main")
         assert await ws.error(operation) == (
