@@ -40,10 +40,12 @@ def token_from_headers(headers: Mapping[str, str]) -> str | None:
 class Access:
     """What one request's token may reach. Built per request; remembers the caller."""
 
-    def __init__(self, storage: Storage, token: str | None) -> None:
+    def __init__(self, storage: Storage, token: str | None, caller: Caller | None = None) -> None:
         self._storage = storage
         self._token = token
-        self._caller: Caller | None = None
+        # The token's owner, when the request has looked it up already (the rate limiter
+        # does, to charge the token): not hashed and looked up a second time.
+        self._caller = caller
 
     async def caller(self) -> Caller:
         """The token's owner; ``InvalidToken`` when it is missing or unknown."""

@@ -91,20 +91,6 @@ class Decision:
         return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
 
 
-@dataclass(frozen=True, slots=True)
-class _Window:
-    """A key's window as its last check left it, summed up once for the decisions of the
-    requests its lease admits."""
-
-    used: int = 0
-    whole_again: datetime | None = None  # when the last units leave
-
-    @classmethod
-    def of(cls, grant: Grant) -> _Window:
-        last = grant.buckets[-1].leaves if grant.buckets else None
-        return cls(grant.used, last)
-
-
 def decide(
     buckets: tuple[Bucket, ...],
     policy: Policy,
@@ -162,6 +148,9 @@ class _Lease:
     expires: float  # monotonic; they are spent before, or given back
 
 
+_NOTHING_YET = Grant(granted=0, buckets=())
+
+
 @dataclass(slots=True)
 class _Key:
     """What this process knows of one key."""
@@ -172,7 +161,7 @@ class _Key:
     lease: _Lease | None = None
     expired: _Lease | None = None  # to give back with the next check
     giving_back: asyncio.Task[None] | None = None
-    window: _Window = _Window()
+    window: Grant = _NOTHING_YET  # as the last check left it
     # Units asked of this process, in the current and in the previous lease period.
     period_started: float = 0.0
     demand: int = 0
@@ -270,7 +259,7 @@ class Limiter:
             given_stamp=given.stamp if given else None,
         )
         grant = await self._charge(state.key, now, charge)
-        state.window = _Window.of(grant)
+        state.window = grant
         self._hand_out(state, batch, grant, charge, now, clock)
 
     def _serve_from_lease(self, state: _Key) -> bool:
@@ -324,7 +313,7 @@ class Limiter:
 
     def _from_lease(self, state: _Key, lease: _Lease, cost: int) -> Decision:
         window, now = state.window, datetime.now(UTC)
-        reset = 0 if window.whole_again is None else _seconds_until(window.whole_again, now)
+        reset = _seconds_until(window.buckets[-1].leaves, now) if window.buckets else 0
         return Decision(
             admitted=True,
             limit=self.policy.limit,
@@ -373,7 +362,7 @@ class Limiter:
             return
         now = datetime.now(UTC)
         charge = Charge(need=0, want=0, stamp=now, give_back=given.units, given_stamp=given.stamp)
-        state.window = _Window.of(await self._charge(state.key, now, charge))
+        state.window = await self._charge(state.key, now, charge)
 
     async def _charge(self, key: str, now: datetime, charge: Charge) -> Grant:
         window = timedelta(seconds=self.policy.window)

@@ -27,10 +27,11 @@ until a window after the end of its one-second bucket, so Reset can be the windo
 one. ``Retry-After`` is the number of seconds until the refused request would fit. Both
 are rounded up.
 
-The middleware leaves the limiter and the token's key in the request's state
-(``rate_limiter``, ``rate_limit_key``), so that an operation worth more than one request
-charges the rest itself: ``await limiter.acquire(key, cost=n - 1)``. The response then
-carries the budget as it stands after the last charge.
+The middleware leaves the limiter, the token's key and its owner in the request's state
+(``rate_limiter``, ``rate_limit_key``, ``caller``: the routes do not look the owner up
+again), so that an operation worth more than one request charges the rest itself:
+``await limiter.acquire(key, cost=n - 1)``. The response then carries the budget as it
+stands after the last charge.
 """
 
 from __future__ import annotations
@@ -101,11 +102,12 @@ class RateLimitMiddleware:
         """Charge ``key`` once, unless no caller owns it (None)."""
         state = scope.setdefault("state", {})
         storage: Storage = state["storage"]
-        if await storage.directory.find_caller(key) is None:
+        caller = await storage.directory.find_caller(key)
+        if caller is None:
             return None
         limiter = RateLimiter(state["limiter"])
         decision = await limiter.acquire(key)
-        state.update(rate_limiter=limiter, rate_limit_key=key)
+        state.update(rate_limiter=limiter, rate_limit_key=key, caller=caller)
         return limiter, decision
 
 

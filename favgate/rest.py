@@ -45,7 +45,8 @@ async def favorite(request: Request) -> Response:
 
 async def _favorite(request: Request) -> FavoriteResult:
     storage: Storage = request.state.storage
-    access = Access(storage, token_from_headers(request.headers))
+    token = token_from_headers(request.headers)
+    access = Access(storage, token, getattr(request.state, "caller", None))
     instance = await access.instance(request.path_params.get("instance"))
     body = parse_body(await request.body())
     target = Target.from_request(body.number, body.message_id)

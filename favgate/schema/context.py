@@ -21,7 +21,7 @@ from strawberry.types.unset import UnsetType
 from favgate import graphiql
 from favgate.auth import Access, token_from_headers
 from favgate.errors import RateLimited
-from favgate.storage import Message, Storage
+from favgate.storage import Caller, Message, Storage
 
 if TYPE_CHECKING:
     from favgate.ratelimit import RateLimiter
@@ -58,10 +58,16 @@ class Context:
             raise RateLimited()
 
 
-def build_context(storage: Storage, token: str | None, *, cache_messages: bool = True) -> Context:
+def build_context(
+    storage: Storage,
+    token: str | None,
+    *,
+    cache_messages: bool = True,
+    caller: Caller | None = None,
+) -> Context:
     return Context(
         storage=storage,
-        access=Access(storage, token),
+        access=Access(storage, token, caller),
         messages=DataLoader(load_fn=_message_loader(storage), cache=cache_messages),
     )
 
@@ -117,7 +123,7 @@ class GraphQLView(GraphQL[Context, None]):
         if isinstance(request, WebSocket):
             # One context serves the whole connection: a message cache would live as long.
             return build_context(storage, token, cache_messages=False)
-        context = build_context(storage, token)
+        context = build_context(storage, token, caller=getattr(request.state, "caller", None))
         context.rate_limit = _rate_limit(request.state)
         return context
 
