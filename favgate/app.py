@@ -20,12 +20,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from favgate import graphiql, metrics, openapi, rest
+from favgate import apis, graphiql, metrics, openapi, rest
 from favgate.bodylimit import BodyLimitMiddleware
 from favgate.config import Settings
+from favgate.graphql_http import GraphQLTransport
+from favgate.identity import IdentityMiddleware
 from favgate.limiter import Limiter, Policy
 from favgate.logs import RequestIdMiddleware
-from favgate.ratelimit import RateLimitMiddleware
+from favgate.persisted import PersistedDocuments, load_manifest
 from favgate.schema import SUBSCRIPTION_PROTOCOLS, GraphQLView, build_schema
 from favgate.storage import Storage, open_storage
 
@@ -54,16 +56,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await limiter.close()  # unspent leases go back while the database is there
             await storage.close()
 
+    schema = build_schema(settings)
+    trusted = (
+        None if settings.trusted_documents is None else load_manifest(settings.trusted_documents)
+    )
+    graphql_http = GraphQLTransport(schema, settings, PersistedDocuments(trusted))
     graphql = GraphQLView(
-        build_schema(settings),
-        graphql_ide="graphiql" if settings.graphiql else None,
+        schema,
+        graphql_ide=None,
         subscription_protocols=SUBSCRIPTION_PROTOCOLS,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )
     routes = [
         # The busiest first: the router tries routes in order, on every request.
         *rest.routes,
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        # Every method: the transport answers 405 itself, in GraphQL's shape.
+        Route("/graphql", graphql_http),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *openapi.routes,
@@ -80,15 +88,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Bodies over the cap (413) and POSTs that are not JSON (415), before anything reads
         # them: transport checks, ahead of every check of the REST contract.
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
-        # One budget per token for REST and GraphQL, charged before any work is done.
-        Middleware(RateLimitMiddleware),
+        # Who the request is, once, for both APIs; each charges its budget by cost.
+        Middleware(IdentityMiddleware),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={HTTPException: rest.http_error},
+        exception_handlers={HTTPException: apis.http_error},
     )
+    # A trailing slash is another path, not a redirect: a Location built from the Host
+    # header would point wherever the client says.
+    app.router.redirect_slashes = False
+    return app
 
 
 async def healthz(request: Request) -> Response:

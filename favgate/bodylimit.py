@@ -11,24 +11,18 @@ A pure ASGI middleware for every HTTP request:
   ``Content-Length`` before a byte is read, else while it streams in (a chunked body has
   no length). The body, at most the cap, is buffered here and handed on to the app whole.
 
-REST refusals take the contract's error shape (``favgate.rest.error_response``); GraphQL
-ones take GraphQL's, ``{"data": null, "errors": [{"message", "extensions": {"code"}}]}``,
-with the same HTTP status.
+Refusals take the shape of the request's API (``favgate.apis``), with the same HTTP status.
 """
 
 from __future__ import annotations
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from favgate import rest
+from favgate.apis import Api, refusal
 from favgate.errors import FavgateError, PayloadTooLarge, UnsupportedMediaType
 
 JSON = "application/json"
-GRAPHQL_PATH = "/graphql"
-# The routes that read a body. Elsewhere a POST meets the router's 404 or 405 first.
-JSON_ROUTES = ("/api/chat/favorite", GRAPHQL_PATH)
 
 
 class BodyLimitMiddleware:
@@ -44,18 +38,10 @@ class BodyLimitMiddleware:
             check_headers(scope, self.max_body_bytes)
             body = await read_body(receive, self.max_body_bytes)
         except FavgateError as exc:
-            await refusal(scope, exc)(scope, receive, send)
+            await refusal(Api.of(scope), exc, scope)(scope, receive, send)
             return
         if body is not None:  # else the client has gone: there is no one to answer
             await self.app(lowercase_media_type(scope), replay(body, receive), send)
-
-
-def refusal(scope: Scope, error: FavgateError) -> Response:
-    """``error`` in the shape of the API the request was for."""
-    if scope["path"] != GRAPHQL_PATH:
-        return rest.error_response(error)
-    errors = [{"message": error.message, "extensions": error.extensions}]
-    return JSONResponse({"data": None, "errors": errors}, status_code=error.status_code)
 
 
 def check_headers(scope: Scope, max_body_bytes: int) -> None:
@@ -70,13 +56,9 @@ def check_headers(scope: Scope, max_body_bytes: int) -> None:
 
 
 def reads_json(scope: Scope) -> bool:
-    if scope["method"] != "POST":
-        return False
-    path: str = scope["path"]
-    for route in JSON_ROUTES:
-        if path == route or (path.startswith(route) and path[len(route)] == "/"):
-            return True
-    return False
+    """A POST to either API: every body they read is JSON. Elsewhere a POST meets the
+    router's 404 or 405 first."""
+    return scope["method"] == "POST" and Api.of(scope) is not None
 
 
 def is_json(content_type: str | None) -> bool:

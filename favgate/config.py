@@ -64,6 +64,8 @@ class Settings:
     rate_limit: int = 100
     # Busy keys take units ahead, saving round trips (favgate.limiter).
     rate_limit_leases: bool = True
+    # A manifest of the only GraphQL documents that may run (favgate.persisted).
+    trusted_documents: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +96,7 @@ class Settings:
             cache_ttl_seconds=_cache_ttl(env.get("FAVGATE_CACHE_TTL_SECONDS")),
             rate_limit=_integer(env, "FAVGATE_RATE_LIMIT", 100),
             rate_limit_leases=_boolean(env, "FAVGATE_RATE_LIMIT_LEASES", True),
+            trusted_documents=_path(env.get("FAVGATE_TRUSTED_DOCUMENTS")),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -167,6 +170,10 @@ def _integer(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(f"{name} must be positive; got {value}")
     return value
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw) if raw else None
 
 
 def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:

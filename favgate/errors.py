@@ -11,12 +11,20 @@ maps it to an error in one place (``favgate.schema.errors``)::
     │   ├── InvalidRequestBody           "Invalid request body: <reason>"
     │   ├── TargetRequired               "Either number or messageId is required"
     │   ├── InvalidArgument              "Invalid <name>: <reason>"
-    │   └── InvalidCursor                "Invalid cursor"
+    │   ├── InvalidCursor                "Invalid cursor"
+    │   ├── InvalidGraphQLRequest        BAD_REQUEST  (not a GraphQL-over-HTTP request)
+    │   ├── OperationNotFound            OPERATION_RESOLUTION_FAILURE
+    │   ├── SubscriptionOverHttp         BAD_REQUEST  (subscriptions use the WebSocket)
+    │   ├── PersistedQueryHashMismatch   PERSISTED_QUERY_HASH_MISMATCH
+    │   └── TooCostly                    COST_EXCEEDS_BUDGET  (more than a whole budget)
     ├── InvalidToken                401  UNAUTHENTICATED  "Invalid token"
+    ├── UntrustedDocument           403  PERSISTED_QUERY_NOT_ALLOWED  (trusted documents only)
     ├── NotFound                    404  NOT_FOUND
     │   ├── InstanceNotFound             "Instance not found"
     │   ├── MessageNotFound              "Message not found"
-    │   └── AccountNotFound              "Account not found"
+    │   ├── AccountNotFound              "Account not found"
+    │   └── PersistedQueryNotFound       PERSISTED_QUERY_NOT_FOUND  (send the document)
+    ├── MethodNotAllowed            405  METHOD_NOT_ALLOWED  (with ``Allow``)
     ├── Conflict                    409  CONFLICT  (creating what already exists)
     ├── PayloadTooLarge             413  PAYLOAD_TOO_LARGE  "Request body too large"
     ├── UnsupportedMediaType        415  UNSUPPORTED_MEDIA_TYPE
@@ -52,6 +60,11 @@ class FavgateError(Exception):
         """GraphQL error extensions; graphql-core copies them from the original error."""
         return {"code": self.code}
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response header fields the error calls for (``Allow``, ``Retry-After``)."""
+        return {}
+
 
 class BadRequest(FavgateError):
     status_code = 400
@@ -81,6 +94,41 @@ class InvalidCursor(BadRequest):
     message = "Invalid cursor"
 
 
+class InvalidGraphQLRequest(BadRequest):
+    """A ``/graphql`` request that is not GraphQL over HTTP: its body or parameters."""
+
+    code = "BAD_REQUEST"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Invalid GraphQL request: {reason}")
+
+
+class OperationNotFound(BadRequest):
+    code = "OPERATION_RESOLUTION_FAILURE"
+
+
+class SubscriptionOverHttp(BadRequest):
+    code = "BAD_REQUEST"
+    message = "Subscriptions are served over the WebSocket at /graphql (graphql-transport-ws)"
+
+
+class PersistedQueryHashMismatch(BadRequest):
+    code = "PERSISTED_QUERY_HASH_MISMATCH"
+    message = "provided sha does not match query"
+
+
+class TooCostly(BadRequest):
+    """An operation that costs more than a whole budget: it could never be admitted."""
+
+    code = "COST_EXCEEDS_BUDGET"
+
+    def __init__(self, cost: int, limit: int, window: int) -> None:
+        super().__init__(
+            f"This operation costs {cost} units, more than the whole budget of {limit} "
+            f"per {window} s: split it into smaller operations"
+        )
+
+
 class InvalidToken(FavgateError):
     status_code = 401
     code = "UNAUTHENTICATED"
@@ -103,6 +151,34 @@ class MessageNotFound(NotFound):
 
 class AccountNotFound(NotFound):
     message = "Account not found"
+
+
+class PersistedQueryNotFound(NotFound):
+    """An unknown document hash: Apollo's link then sends the document with its hash."""
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+    message = "PersistedQueryNotFound"
+
+
+class UntrustedDocument(FavgateError):
+    """A document outside the trusted documents manifest (``FAVGATE_TRUSTED_DOCUMENTS``)."""
+
+    status_code = 403
+    code = "PERSISTED_QUERY_NOT_ALLOWED"
+    message = "Only the trusted documents of this gateway may run"
+
+
+class MethodNotAllowed(FavgateError):
+    status_code = 405
+    code = "METHOD_NOT_ALLOWED"
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allow}
 
 
 class Conflict(FavgateError):
@@ -128,7 +204,8 @@ class UnsupportedMediaType(FavgateError):
 
 
 class RateLimited(FavgateError):
-    """The token's budget is spent (see ``favgate.ratelimit``)."""
+    """The budget cannot pay for the request (see ``favgate.ratelimit``); the response
+    carries the budget's fields and ``Retry-After`` (``favgate.identity``)."""
 
     status_code = 429
     code = "RATE_LIMITED"

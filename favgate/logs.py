@@ -22,11 +22,10 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from favgate.apis import Api, refusal
 from favgate.errors import InternalError
-from favgate.rest import error_body
 
 HEADER = "X-Request-ID"
 _HEADER_NAME = HEADER.lower().encode()
@@ -81,7 +80,7 @@ class RequestIdMiddleware:
             logger.exception("unexpected error while serving %s", scope.get("path"))
             if started or scope["type"] != "http":
                 raise
-            response = JSONResponse(error_body(InternalError().message), status_code=500)
+            response = refusal(Api.of(scope), InternalError(), scope)
             await response(scope, receive, send_with_id)
         finally:
             request_id.reset(reset)

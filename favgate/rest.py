@@ -9,23 +9,20 @@ rules live in ``favgate.resolvers`` and ``favgate.auth``.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from favgate import metrics
-from favgate.auth import Access, token_from_headers
-from favgate.errors import FavgateError, InternalError, InvalidRequestBody, public_error
+from favgate import apis
+from favgate.auth import Access
+from favgate.errors import InvalidRequestBody
+from favgate.identity import identity_of
 from favgate.resolvers import FavoriteResult, Target, set_favorite
 from favgate.responses import JSONResponse
 from favgate.storage import Storage
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +36,16 @@ async def favorite(request: Request) -> Response:
     try:
         result = await _favorite(request)
     except Exception as exc:
-        return error_response(exc)
+        return apis.public_refusal(apis.Api.REST, exc, request.scope)
     return JSONResponse(success_body(result))
 
 
 async def _favorite(request: Request) -> FavoriteResult:
     storage: Storage = request.state.storage
-    token = token_from_headers(request.headers)
-    access = Access(storage, token, getattr(request.state, "caller", None))
+    identity = identity_of(request)
+    if identity.authenticated:  # an unknown token is answered 401, in the contract's order
+        await identity.budget.charge(1)
+    access = Access(storage, None, identity.caller)
     instance = await access.instance(request.path_params.get("instance"))
     body = parse_body(await request.body())
     target = Target.from_request(body.number, body.message_id)
@@ -94,28 +93,6 @@ def success_body(result: FavoriteResult) -> dict[str, Any]:
         "favorite": result.favorite,
         "type": result.type.value,
     }
-
-
-def error_body(message: str) -> dict[str, Any]:
-    return {"success": False, "error": {"message": message}}
-
-
-def error_response(exc: BaseException) -> JSONResponse:
-    """The one mapping from an exception to a REST error response."""
-    error = public_error(exc)
-    if error is None:
-        logger.exception("unexpected error in a REST request", exc_info=exc)
-        error = InternalError()
-    elif not isinstance(exc, FavgateError):
-        logger.warning("database unavailable: %s", exc)
-    metrics.count_database_error(error, api="rest")
-    return JSONResponse(error_body(error.message), status_code=error.status_code)
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404 and 405, in the same error shape as everything else."""
-    assert isinstance(exc, HTTPException)
-    return JSONResponse(error_body(exc.detail), status_code=exc.status_code, headers=exc.headers)
 
 
 routes = [

@@ -15,25 +15,18 @@ import pytest
 from conftest import (
     CHAT_JID,
     CommandLog,
-    LifespanApp,
     Tenants,
     collect_leaked_sockets,
     seed_instance,
     serving,
 )
 from pymongo.errors import ConnectionFailure
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from favgate.auth import MAX_TOKEN_LENGTH, generate_token, hash_token
 from favgate.config import ConfigError, Settings
 from favgate.embedded import ServerProcess
 from favgate.errors import ServiceUnavailable, public_error
 from favgate.limiter import Limiter, Policy, decide
-from favgate.ratelimit import RateLimiter, RateLimitMiddleware
 from favgate.storage import Bucket, Storage, open_storage
 from favgate.storage.indexes import RATE_LIMITS
 
@@ -41,8 +34,8 @@ LIMIT = 5
 REFUSED = {"success": False, "error": {"message": "Rate limit exceeded. Try again later."}}
 UNAVAILABLE = {"success": False, "error": {"message": "Service temporarily unavailable"}}
 INVALID_TOKEN = {"success": False, "error": {"message": "Invalid token"}}
+# Nothing ran: no "data" (GraphQL over HTTP).
 GRAPHQL_REFUSED = {
-    "data": None,
     "errors": [
         {
             "message": "Rate limit exceeded. Try again later.",
@@ -201,7 +194,7 @@ async def test_bad_tokens_are_not_charged(
         assert (response.status_code, response.json()) == (401, INVALID_TOKEN)
         assert budget(response) == {}
         response = await graphql(limited, bad_token)
-        assert response.status_code == 200
+        assert response.status_code == 401
         assert response.json()["errors"][0]["extensions"] == {"code": "UNAUTHENTICATED"}
         assert budget(response) == {}
     # Nothing recorded for them, and every token still has its whole budget.
@@ -254,43 +247,6 @@ async def test_other_routes_are_not_charged(limited: httpx.AsyncClient, tenants:
         assert response.status_code == 200
         assert budget(response) == {}
     assert remaining(await rest(limited, tenants.acme_token)) == LIMIT - 1
-
-
-# --- Charging more than one unit ----------------------------------------------------------
-
-
-async def charge_two_more(request: Request) -> JSONResponse:
-    limiter: RateLimiter = request.state.rate_limiter
-    decision = await limiter.acquire(request.state.rate_limit_key, cost=2)
-    return JSONResponse({"admitted": decision.admitted, "key": request.state.rate_limit_key})
-
-
-@pytest.fixture
-async def extra(storage: Storage) -> AsyncIterator[httpx.AsyncClient]:
-    """A route that charges two more units, behind the middleware: a batch's pattern."""
-    application = Starlette(
-        routes=[Route("/graphql", charge_two_more, methods=["POST"])],
-        middleware=[Middleware(RateLimitMiddleware)],
-    )
-    limiter = Limiter(storage.rate_limits, Policy(limit=LIMIT))
-    state = {"storage": storage, "limiter": limiter}
-    transport = httpx.ASGITransport(app=LifespanApp(application, state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://favgate.test") as client:
-        yield client
-
-
-async def test_extra_charges_show_in_the_response(
-    extra: httpx.AsyncClient, tenants: Tenants
-) -> None:
-    first = await graphql(extra, tenants.acme_token)
-    assert first.json() == {"admitted": True, "key": hash_token(tenants.acme_token)}
-    assert remaining(first) == LIMIT - 3
-    second = await graphql(extra, tenants.acme_token)  # 1 unit left after the first charge
-    assert second.status_code == 200
-    assert second.json()["admitted"] is False
-    assert remaining(second) == 1
-    assert second.headers["retry-after"] in ("60", "61")  # when the first charge leaves
-    assert (await graphql(extra, tenants.acme_token)).json()["admitted"] is False
 
 
 # --- The limiter --------------------------------------------------------------------------
@@ -409,9 +365,9 @@ async def test_store_unreachable_fails_closed(own_server: ServerProcess, driver:
         assert budget(response) == {}
         response = await graphql(client, token)
         assert time.monotonic() - started < 5
-        # GraphQL reports an outage as it always does: 200, data null, a coded error.
+        # Refused before anything ran: 503, no data, a coded error.
         body = response.json()
-        assert (response.status_code, body["data"]) == (200, None)
+        assert (response.status_code, "data" in body) == (503, False)
         [error] = body["errors"]
         assert error["message"] == "Service temporarily unavailable"
         assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE"}

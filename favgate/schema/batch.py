@@ -48,9 +48,8 @@ async def set_favorites(
     info: Info, instance: str, items: list[FavoriteInput]
 ) -> list[FavoriteOutcome]:
     found = await info.context.access.instance(instance)
+    # Each item was paid for before the operation ran (favgate.schema.cost).
     resolvers.check_batch_size(items)
-    # The request paid for one item; the others are charged before any work is done.
-    await info.context.charge(len(items) - 1)
     outcomes = await resolvers.set_favorites(
         info.context.storage, found, [item.to_item() for item in items]
     )

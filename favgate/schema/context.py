@@ -6,10 +6,9 @@ import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
-from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -20,11 +19,7 @@ from strawberry.types.unset import UnsetType
 
 from favgate import graphiql
 from favgate.auth import Access, token_from_headers
-from favgate.errors import RateLimited
 from favgate.storage import Caller, Message, Storage
-
-if TYPE_CHECKING:
-    from favgate.ratelimit import RateLimiter
 
 MessageKey = tuple[str, str]  # (instance, message id)
 
@@ -42,20 +37,8 @@ class Context:
     # Per request, so that one query's messages are fetched together and never cached
     # across requests.
     messages: DataLoader[MessageKey, Message | None]
-    # The limiter that charged this HTTP request and the key it charged (favgate.ratelimit);
-    # None when nothing was charged (no known token, or a WebSocket).
-    rate_limit: tuple[RateLimiter, str] | None = None
     # A WebSocket's connection_init payload; Strawberry sets it before on_ws_connect.
     connection_params: dict[str, Any] | None = None
-
-    async def charge(self, cost: int) -> None:
-        """Spend ``cost`` more units of the request's budget, for an operation worth more
-        than one request; ``RateLimited`` when they are not all left."""
-        if self.rate_limit is None or cost <= 0:
-            return
-        limiter, key = self.rate_limit
-        if not (await limiter.acquire(key, cost=cost)).admitted:
-            raise RateLimited()
 
 
 def build_context(
@@ -123,9 +106,7 @@ class GraphQLView(GraphQL[Context, None]):
         if isinstance(request, WebSocket):
             # One context serves the whole connection: a message cache would live as long.
             return build_context(storage, token, cache_messages=False)
-        context = build_context(storage, token, caller=getattr(request.state, "caller", None))
-        context.rate_limit = _rate_limit(request.state)
-        return context
+        return build_context(storage, token)
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """A token in the ``connection_init`` payload wins over the upgrade's headers.
@@ -139,9 +120,3 @@ class GraphQLView(GraphQL[Context, None]):
             fields = {key: value for key, value in params.items() if isinstance(value, str)}
             context.access = Access(context.storage, token_from_headers(fields))
         return UnsetType()  # acknowledge with no payload (UNSET itself is typed Any)
-
-
-def _rate_limit(state: State) -> tuple[RateLimiter, str] | None:
-    limiter = getattr(state, "rate_limiter", None)
-    key = getattr(state, "rate_limit_key", None)
-    return None if limiter is None or key is None else (limiter, key)

@@ -50,10 +50,16 @@ from favgate.config import Settings
 from favgate.schema.execution import PlainFieldsExecutionContext
 from favgate.schema.shape import Shape, measure
 
-__all__ = ["execution_context_class", "extensions", "validation_rules"]
+__all__ = [
+    "STRAWBERRY_RULES",
+    "execution_context_class",
+    "extensions",
+    "hides_suggestions",
+    "validation_rules",
+]
 
 # The rules Strawberry adds to graphql-core's in its own validation step.
-_STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
+STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
 EMPTY_SELECTION_SET = "Selection sets must not be empty."
 
 
@@ -67,7 +73,7 @@ def extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     return [
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
         partial(AddValidationRules, list(rules)),
-        partial(CachedValidation, hide_suggestions=_hides_suggestions(settings)),
+        partial(CachedValidation, hide_suggestions=hides_suggestions(settings)),
     ]
 
 
@@ -79,12 +85,12 @@ def validation_rules(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
 
 
 def execution_context_class(settings: Settings) -> type[PlainFieldsExecutionContext]:
-    if _hides_suggestions(settings):
+    if hides_suggestions(settings):
         return SuggestionFreeExecutionContext
     return PlainFieldsExecutionContext
 
 
-def _hides_suggestions(settings: Settings) -> bool:
+def hides_suggestions(settings: Settings) -> bool:
     # Suggestions help a developer and map the schema for an attacker.
     return settings.environment == "production"
 
@@ -151,7 +157,7 @@ def _validate(
     rules: tuple[type[ASTValidationRule], ...],
     hide_suggestions: bool,
 ) -> tuple[GraphQLError, ...]:
-    rules = (*rules, *_STRAWBERRY_RULES)
+    rules = (*rules, *STRAWBERRY_RULES)
     return tuple(validate(schema, document, rules, hide_suggestions=hide_suggestions))
 
 

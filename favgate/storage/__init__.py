@@ -16,6 +16,7 @@ from favgate.storage import driver
 from favgate.storage.caching import CachingDirectory, CachingMessages
 from favgate.storage.changes import FavoriteChange, FavoriteChanges, ResumeToken, Subscriber
 from favgate.storage.directory import Directory
+from favgate.storage.documents import Documents
 from favgate.storage.favorites import Favorites
 from favgate.storage.indexes import ensure_indexes
 from favgate.storage.messages import Messages
@@ -36,6 +37,7 @@ __all__ = [
     "Bucket",
     "Caller",
     "Charge",
+    "Documents",
     "Favorite",
     "FavoriteChange",
     "FavoriteFilter",
@@ -68,6 +70,7 @@ class Storage:
         self.favorites = Favorites(database)
         self.changes = FavoriteChanges(database)
         self.rate_limits = RateLimits(database)
+        self.documents = Documents(database)
 
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""

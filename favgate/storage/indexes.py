@@ -11,6 +11,7 @@ INSTANCES = "instances"
 MESSAGES = "messages"
 FAVORITES = "favorites"
 RATE_LIMITS = "rate_limits"
+DOCUMENTS = "persisted_documents"
 
 INDEXES: dict[str, list[IndexModel]] = {
     ACCOUNTS: [

@@ -1,0 +1,32 @@
+"""Persisted GraphQL documents, by the SHA-256 of their text (automatic persisted queries).
+
+Every replica registers and finds documents here, so a hash registered through one
+gateway runs on all of them. A document is written once and never changes: its key is
+its own hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from favgate.storage.indexes import DOCUMENTS
+
+
+class Documents:
+    def __init__(self, database: Any) -> None:
+        self._documents = database[DOCUMENTS]
+
+    async def get(self, sha256: str) -> str | None:
+        doc = await self._documents.find_one({"_id": sha256}, {"_id": 0, "text": 1})
+        return None if doc is None else str(doc["text"])
+
+    async def put(self, sha256: str, text: str) -> None:
+        """Register ``text`` under its hash (the caller has checked that it is)."""
+        # A DuplicateKeyError: registered concurrently by another request.
+        with contextlib.suppress(DuplicateKeyError):
+            await self._documents.update_one(
+                {"_id": sha256}, {"$setOnInsert": {"text": text}}, upsert=True
+            )

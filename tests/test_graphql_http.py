@@ -1,0 +1,485 @@
+"""GraphQL over HTTP at /graphql: cost charged before work, identity before parsing, every
+refusal a coded GraphQL error, the spec's media types and status codes, persisted documents.
+
+Over the ASGI app with one driver: nothing here depends on which one runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import CHAT_JID, MESSAGE_ID, Tenants, serving
+
+from favgate.config import Settings
+from favgate.storage import Storage
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+SET = 'setFavorite(instance: "main", number: "%s", favorite: true) { success }'
+
+
+@pytest.fixture
+def driver() -> str:
+    return "motor"
+
+
+def number(i: int) -> str:
+    return f"55119999{i:05d}"
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def post(
+    client: httpx.AsyncClient,
+    body: Any,
+    token: str | None,
+    accept: str | None = None,
+) -> httpx.Response:
+    headers = {"content-type": "application/json"}
+    if token is not None:
+        headers["token"] = token
+    if accept is not None:
+        headers["accept"] = accept
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return await client.post("/graphql", content=content, headers=headers)
+
+
+def code_of(response: httpx.Response) -> str:
+    body = response.json()
+    assert "data" not in body, body
+    [error] = body["errors"]
+    code: str = error["extensions"]["code"]
+    return code
+
+
+async def stored(storage: Storage) -> int:
+    return int(await storage._database["favorites"].count_documents({}))
+
+
+def remaining(response: httpx.Response) -> int:
+    return int(response.headers["x-ratelimit-remaining"])
+
+
+@pytest.fixture
+async def limited(settings: Settings, storage: Storage) -> Any:
+    async with serving(settings.replace(rate_limit=20)) as client:
+        yield client
+
+
+# --- Cost charged before work, all or nothing ------------------------------------------
+
+
+async def test_aliases_are_charged_each(
+    limited: httpx.AsyncClient, tenants: Tenants, storage: Storage
+) -> None:
+    fields = " ".join(f"a{i}: {SET % number(i)}" for i in range(15))
+    response = await post(limited, {"query": f"mutation {{ {fields} }}"}, tenants.acme_token)
+    assert response.status_code == 200, response.text
+    assert remaining(response) == 20 - 15
+    assert await stored(storage) == 15
+    # Six more aliases do not fit in the 5 left: refused whole, nothing written or charged.
+    fields = " ".join(f"b{i}: {SET % number(100 + i)}" for i in range(6))
+    response = await post(limited, {"query": f"mutation {{ {fields} }}"}, tenants.acme_token)
+    assert response.status_code == 429
+    assert code_of(response) == "RATE_LIMITED"
+    assert int(response.headers["retry-after"]) >= 1
+    assert remaining(response) == 5
+    assert await stored(storage) == 15
+
+
+async def test_fragments_at_the_root_are_charged_as_their_fields(
+    limited: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    query = (
+        "query { ...F ...F ... on Query { __typename } } "
+        'fragment F on Query { favorites(instance: "main") { totalCount } __typename }'
+    )
+    response = await post(limited, {"query": query}, tenants.acme_token)
+    assert response.status_code == 200, response.text
+    assert remaining(response) == 20 - 5
+
+
+async def test_a_batch_over_the_budget_is_refused_whole(
+    limited: httpx.AsyncClient, tenants: Tenants, storage: Storage
+) -> None:
+    items = [{"number": number(i), "favorite": True} for i in range(12)]
+    query = (
+        "mutation($a: [FavoriteInput!]!, $b: [FavoriteInput!]!) {"
+        ' one: setFavorites(instance: "main", items: $a) { success }'
+        ' two: setFavorites(instance: "main", items: $b) { success } }'
+    )
+    response = await post(
+        limited, {"query": query, "variables": {"a": items, "b": items}}, tenants.acme_token
+    )
+    # 24 units against a budget of 20: more than a whole budget, refused up front.
+    assert response.status_code == 400
+    assert code_of(response) == "COST_EXCEEDS_BUDGET"
+    assert "24 units" in response.json()["errors"][0]["message"]
+    assert await stored(storage) == 0
+
+    response = await post(
+        limited, {"query": query, "variables": {"a": items[:8], "b": items[:8]}}, tenants.acme_token
+    )
+    assert response.status_code == 200, response.text
+    assert remaining(response) == 20 - 1 - 16  # the refusal above cost 1
+    # 3 left: a batch of 4 literal items does not fit. 429, nothing written.
+    literal = ", ".join(f'{{number: "{number(50 + i)}", favorite: true}}' for i in range(4))
+    query = f'mutation {{ setFavorites(instance: "main", items: [{literal}]) {{ success }} }}'
+    response = await post(limited, {"query": query}, tenants.acme_token)
+    assert response.status_code == 429
+    assert code_of(response) == "RATE_LIMITED"
+    assert await stored(storage) == 8
+
+
+# --- No work without identity ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ __typename }",
+        '{ favorites(instance: "main") { totalCount } }',
+        "{ __schema { queryType { name } } }",
+        "query { ...A } fragment A on Query { __typename }",
+        "{ not valid",
+    ],
+)
+async def test_without_a_token_nothing_runs_in_production(
+    settings: Settings, storage: Storage, query: str
+) -> None:
+    production = settings.replace(environment="production", introspection=False, graphiql=False)
+    async with serving(production) as client:
+        response = await post(client, {"query": query}, None)
+        assert response.status_code == 401
+        assert code_of(response) == "UNAUTHENTICATED"
+        assert "x-ratelimit-remaining" not in response.headers
+
+
+async def test_without_a_token_only_introspection_runs_and_is_charged(
+    limited: httpx.AsyncClient,
+) -> None:
+    response = await post(limited, {"query": "{ __schema { queryType { name } } }"}, None)
+    assert response.status_code == 200
+    assert response.json() == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
+    assert remaining(response) == 19  # the client address's budget
+    for query in ["{ __typename }", '{ favorites(instance: "main") { totalCount } }']:
+        response = await post(limited, {"query": query}, None)
+        assert response.status_code == 401
+        assert code_of(response) == "UNAUTHENTICATED"
+    assert remaining(response) == 17  # parsed, so paid for
+
+
+# --- Every bad input: 4xx, a coded GraphQL error, nothing internal, no traceback ---------
+
+
+BAD_BODIES: list[tuple[bytes, str]] = [
+    (b"1", "the body must be a JSON object"),
+    (b'"x"', "the body must be a JSON object"),
+    (b"null", "the body must be a JSON object"),
+    (b"true", "the body must be a JSON object"),
+    (b"[]", "batched requests are not supported"),
+    (b'[{"query": "{ __typename }"}]', "batched requests are not supported"),
+    (b"{", "the body is not valid JSON"),
+    (b'{"query": "{ __typename }", "variables": ' + b"[" * 3000 + b"]" * 3000 + b"}", "JSON"),
+    (b'{"query": "\\ud800"}', "the body is not valid JSON"),
+    (b'{"query": 5}', "query must be a string"),
+    (b'{"query": "{ __typename }", "operationName": 5}', "operationName must be a string"),
+    (b'{"query": "{ __typename }", "operationName": true}', "operationName must be a string"),
+    (b'{"query": "{ __typename }", "operationName": ["a"]}', "operationName must be a string"),
+    (b'{"query": "{ __typename }", "operationName": {}}', "operationName must be a string"),
+    (b'{"query": "{ __typename }", "variables": []}', "variables must be an object"),
+    (b'{"query": "{ __typename }", "variables": "x"}', "variables must be an object"),
+    (b'{"query": "{ __typename }", "extensions": 1}', "extensions must be an object"),
+    (b"{}", "query is required"),
+]
+
+
+@pytest.mark.parametrize("accept", [None, GRAPHQL_RESPONSE])
+@pytest.mark.parametrize(("body", "reason"), BAD_BODIES, ids=range(len(BAD_BODIES)))
+async def test_bad_bodies_are_400_graphql_errors(
+    client: httpx.AsyncClient, tenants: Tenants, body: bytes, reason: str, accept: str | None
+) -> None:
+    response = await post(client, body, tenants.acme_token, accept=accept)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == (accept or "application/json")
+    assert code_of(response) == "BAD_REQUEST"
+    message = response.json()["errors"][0]["message"]
+    assert message.startswith("Invalid GraphQL request: ") and reason in message
+
+
+async def test_variables_nested_past_the_limit(client: httpx.AsyncClient, tenants: Tenants) -> None:
+    deep: Any = "x"
+    for _ in range(40):
+        deep = {"a": deep}
+    body = {"query": "query($n: String) { __typename }", "variables": {"n": deep}}
+    response = await post(client, body, tenants.acme_token)
+    assert response.status_code == 400
+    assert "variables nest more than 32 levels" in response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A GraphQL escape of a lone surrogate, in the document and in a variable's JSON.
+        {
+            "query": 'mutation { setFavorite(instance: "main", number: "\\ud800", favorite: true) '
+            "{ success } }"
+        },
+    ],
+)
+async def test_lone_surrogates_in_documents(
+    client: httpx.AsyncClient, tenants: Tenants, body: Any
+) -> None:
+    response = await post(client, body, tenants.acme_token, accept=GRAPHQL_RESPONSE)
+    assert response.status_code == 400
+    assert code_of(response) == "GRAPHQL_PARSE_FAILED"
+
+
+async def test_lone_surrogate_in_a_variable(client: httpx.AsyncClient, tenants: Tenants) -> None:
+    raw = (
+        b'{"query": "mutation($n: String) { setFavorite(instance: \\"main\\", number: $n, '
+        b'favorite: true) { success } }", "variables": {"n": "\\ud800"}}'
+    )
+    response = await post(client, raw, tenants.acme_token)
+    assert response.status_code == 400
+    assert code_of(response) == "BAD_REQUEST"
+
+
+async def test_a_subscription_over_http_is_refused_without_a_stream(
+    client: httpx.AsyncClient, tenants: Tenants, storage: Storage
+) -> None:
+    query = 'subscription { favoriteChanged(instance: "main") { favorite } }'
+    response = await post(client, {"query": query}, tenants.acme_token)
+    assert response.status_code == 400
+    assert code_of(response) == "BAD_REQUEST"
+    assert "WebSocket" in response.json()["errors"][0]["message"]
+    assert storage.changes._pump is None  # no change stream was opened
+
+
+async def test_client_errors_leave_no_traceback_and_little_log(
+    client: httpx.AsyncClient, tenants: Tenants, caplog: pytest.LogCaptureFixture
+) -> None:
+    hostile = [body for body, _ in BAD_BODIES] + [
+        b'{"query": "{ __typename }", "operationName": "nope"}',
+        b'{"query": "{ nope }"}',
+        b'{"query": "query($b: Boolean!) { __typename @skip(if: $b) }", "variables": {"b": 1}}',
+        b'{"query": "subscription { favoriteChanged(instance: \\"main\\") { favorite } }"}',
+    ]
+    with caplog.at_level(logging.DEBUG):
+        for body in hostile:
+            for _ in range(100):
+                response = await post(client, body, tenants.acme_token)
+                assert 400 <= response.status_code < 500 or response.status_code == 200
+                assert "errors" in response.json()
+    assert not [r for r in caplog.records if r.exc_info], "a client's error logged a traceback"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# --- GraphQL over HTTP: media types, status codes, methods ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept", "media"),
+    [
+        (None, "application/json"),
+        ("*/*", "application/json"),
+        ("application/json", "application/json"),
+        (GRAPHQL_RESPONSE, GRAPHQL_RESPONSE),
+        (f"{GRAPHQL_RESPONSE}, application/json;q=0.9", GRAPHQL_RESPONSE),
+        (f"application/json, {GRAPHQL_RESPONSE};q=0", "application/json"),
+    ],
+)
+async def test_media_type_follows_accept(
+    client: httpx.AsyncClient, tenants: Tenants, accept: str | None, media: str
+) -> None:
+    response = await post(client, {"query": "{ __typename }"}, tenants.acme_token, accept)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == media
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "code"),
+    [
+        ("{ __typename", None, "GRAPHQL_PARSE_FAILED"),
+        ("{ nope }", None, "GRAPHQL_VALIDATION_FAILED"),
+        ("query($b: Boolean!) { __typename @include(if: $b) }", {"b": "yes"}, "BAD_USER_INPUT"),
+    ],
+)
+async def test_request_errors_by_media_type(
+    client: httpx.AsyncClient,
+    tenants: Tenants,
+    query: str,
+    variables: dict[str, Any] | None,
+    code: str,
+) -> None:
+    body = {"query": query, "variables": variables}
+    as_json = await post(client, body, tenants.acme_token, "application/json")
+    assert as_json.status_code == 200
+    assert {e["extensions"]["code"] for e in as_json.json()["errors"]} == {code}
+    assert "data" not in as_json.json()
+    as_graphql = await post(client, body, tenants.acme_token, GRAPHQL_RESPONSE)
+    assert as_graphql.status_code == 400
+    assert as_graphql.json() == as_json.json()
+
+
+async def test_operation_name_must_name_an_operation(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    body = {"query": "query A { __typename } query B { __typename }"}
+    response = await post(client, body, tenants.acme_token, GRAPHQL_RESPONSE)
+    assert response.status_code == 400
+    assert code_of(response) == "OPERATION_RESOLUTION_FAILURE"
+    response = await post(client, {**body, "operationName": "C"}, tenants.acme_token)
+    assert code_of(response) == "OPERATION_RESOLUTION_FAILURE"
+    response = await post(client, {**body, "operationName": "B"}, tenants.acme_token)
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_get_runs_queries_and_refuses_mutations(
+    client: httpx.AsyncClient, tenants: Tenants, storage: Storage
+) -> None:
+    headers = {"token": tenants.acme_token}
+    response = await client.get("/graphql", params={"query": "{ __typename }"}, headers=headers)
+    assert response.json() == {"data": {"__typename": "Query"}}
+    mutation = "mutation { " + SET % number(1) + " }"
+    response = await client.get("/graphql", params={"query": mutation}, headers=headers)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert code_of(response) == "METHOD_NOT_ALLOWED"
+    assert await stored(storage) == 0
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+async def test_other_methods_are_405_in_graphql_shape(
+    client: httpx.AsyncClient, tenants: Tenants, method: str
+) -> None:
+    response = await client.request(method, "/graphql", headers={"token": tenants.acme_token})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert code_of(response) == "METHOD_NOT_ALLOWED"
+
+
+async def test_an_outage_before_anything_ran_is_503(
+    settings: Settings, storage: Storage, tenants: Tenants
+) -> None:
+    """The REST error shape never appears on /graphql, even for the transport's own
+    refusals (413 and 415 are covered in test_hostile)."""
+    async with serving(settings) as client:
+        response = await client.post(
+            "/graphql",
+            content=b"x" * 70_000,
+            headers={"content-type": "application/json", "token": tenants.acme_token},
+        )
+        assert response.status_code == 413
+        assert code_of(response) == "PAYLOAD_TOO_LARGE"
+
+
+# --- Trailing slashes and metrics ------------------------------------------------------
+
+
+async def test_a_trailing_slash_is_not_redirected_nor_charged(
+    limited: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    response = await limited.post(
+        "/api/chat/favorite/main/",
+        json={"number": CHAT_JID, "favorite": True},
+        headers={"token": tenants.acme_token, "host": "evil.example"},
+    )
+    assert response.status_code == 404
+    assert "location" not in response.headers
+    assert response.json() == {"success": False, "error": {"message": "Not Found"}}
+    ok = await limited.post(
+        "/api/chat/favorite/main",
+        json={"messageId": MESSAGE_ID, "favorite": True},
+        headers={"token": tenants.acme_token},
+    )
+    assert remaining(ok) == 19
+
+
+async def test_operation_names_label_metrics_only_when_authenticated(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    for i in range(5):
+        await post(client, {"query": f"query Junk{i}x {{ __schema {{ description }} }}"}, None)
+    await post(client, {"query": "query Known7 { __typename }"}, tenants.acme_token)
+    metrics = (await client.get("/metrics")).text
+    assert "Junk0x" not in metrics
+    assert 'name="Known7"' in metrics
+
+
+# --- Persisted documents ---------------------------------------------------------------
+
+
+QUERY = '{ favorites(instance: "main") { totalCount } }'
+
+
+def persisted(text: str) -> dict[str, Any]:
+    return {"persistedQuery": {"version": 1, "sha256Hash": sha256(text)}}
+
+
+async def test_automatic_persisted_queries(
+    client: httpx.AsyncClient, tenants: Tenants, storage: Storage
+) -> None:
+    token = tenants.acme_token
+    response = await post(client, {"extensions": persisted(QUERY)}, token)
+    assert response.status_code == 200  # application/json: Apollo's link reads the body
+    assert code_of(response) == "PERSISTED_QUERY_NOT_FOUND"
+    response = await post(client, {"extensions": persisted(QUERY)}, token, GRAPHQL_RESPONSE)
+    assert response.status_code == 404
+    response = await post(client, {"query": QUERY, "extensions": persisted(QUERY)}, token)
+    assert response.json() == {"data": {"favorites": {"totalCount": 0}}}
+    # Registered: hash-only by POST and by GET, here and on any replica (the database).
+    response = await post(client, {"extensions": persisted(QUERY)}, token)
+    assert response.json() == {"data": {"favorites": {"totalCount": 0}}}
+    response = await client.get(
+        "/graphql",
+        params={"extensions": json.dumps(persisted(QUERY))},
+        headers={"token": token},
+    )
+    assert response.json() == {"data": {"favorites": {"totalCount": 0}}}
+    assert await storage.documents.get(sha256(QUERY)) == QUERY
+
+
+async def test_a_hash_must_match_its_document(client: httpx.AsyncClient, tenants: Tenants) -> None:
+    body = {"query": "{ __typename }", "extensions": persisted(QUERY)}
+    response = await post(client, body, tenants.acme_token)
+    assert response.status_code == 400
+    assert code_of(response) == "PERSISTED_QUERY_HASH_MISMATCH"
+    bad = {"persistedQuery": {"version": 2, "sha256Hash": sha256(QUERY)}}
+    response = await post(client, {"extensions": bad}, tenants.acme_token)
+    assert (response.status_code, code_of(response)) == (400, "BAD_REQUEST")
+
+
+async def test_invalid_documents_are_never_registered(
+    client: httpx.AsyncClient, tenants: Tenants, storage: Storage
+) -> None:
+    text = "{ nope }"
+    await post(client, {"query": text, "extensions": persisted(text)}, tenants.acme_token)
+    assert await storage.documents.get(sha256(text)) is None
+
+
+async def test_trusted_documents_only(
+    settings: Settings, storage: Storage, tenants: Tenants, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({sha256(QUERY): QUERY}))
+    async with serving(settings.replace(trusted_documents=manifest)) as client:
+        token = tenants.acme_token
+        by_hash = await post(client, {"extensions": persisted(QUERY)}, token)
+        assert by_hash.json() == {"data": {"favorites": {"totalCount": 0}}}
+        by_text = await post(client, {"query": QUERY}, token)
+        assert by_text.json() == by_hash.json()
+        other = "{ __typename }"
+        response = await post(client, {"query": other}, token)
+        assert (response.status_code, code_of(response)) == (403, "PERSISTED_QUERY_NOT_ALLOWED")
+        response = await post(client, {"query": other, "extensions": persisted(other)}, token)
+        assert code_of(response) == "PERSISTED_QUERY_NOT_FOUND"
+        assert await storage.documents.get(sha256(other)) is None
