@@ -68,7 +68,7 @@ from favgate.errors import (
     TooCostly,
 )
 from favgate.identity import Identity, identity_of
-from favgate.metrics import count_operation
+from favgate.metrics import count_operation, count_refused
 from favgate.persisted import PersistedDocuments, Resolved
 from favgate.schema import Schema, build_context, limits
 from favgate.schema.cost import operation_cost, root_fields
@@ -141,9 +141,12 @@ class GraphQLTransport:
         try:
             response = await self.respond(request)
         except RequestErrors as exc:
+            count_refused(str(exc))
             response = self._request_errors(exc, scope)
         except Exception as exc:
             response = apis.public_refusal(apis.Api.GRAPHQL, exc, scope)
+            if isinstance(exc, FavgateError):
+                count_refused(exc.code)
         await response(scope, receive, send)
 
     async def respond(self, request: Request) -> Response:
@@ -182,7 +185,10 @@ class GraphQLTransport:
         checked = self.check(resolved.text)
         if checked.document is None or checked.errors:
             raise RequestErrors(list(checked.errors), checked.code)
-        operation = pick_operation(checked.document, params.operation_name)
+        try:
+            operation = pick_operation(checked.document, params.operation_name)
+        except OperationNotFound as exc:
+            raise RequestErrors.from_error(exc) from None
         _check_method(operation, request.method)
         if not identity.authenticated and not only_introspects(operation, checked.fragments):
             raise InvalidToken()

@@ -188,8 +188,8 @@ class OperationMetrics(SchemaExtension):
     """Counts each GraphQL operation by type, name and outcome.
 
     List it first among the schema's extensions: its ``on_operation`` then exits last,
-    after ``PublicErrors`` has turned exceptions into coded errors. Known operations
-    (``favgate.schema.known``) run no extension and call ``count_operation`` themselves.
+    after ``PublicErrors`` has turned exceptions into coded errors. The HTTP transport
+    (``favgate.graphql_http``) runs no extension and calls ``count_operation`` itself.
     """
 
     def on_operation(self) -> Iterator[None]:
@@ -205,6 +205,11 @@ class OperationMetrics(SchemaExtension):
 def count_operation(operation_type: str, name: str | None, result: object) -> None:
     """Count an operation that ended with ``result``, as ``OperationMetrics`` would."""
     _count(operation_type, name, _outcome(result))
+
+
+def count_refused(code: str) -> None:
+    """Count a GraphQL request refused before it ran: its operation is not known then."""
+    _count("unknown", None, code if _CODE.fullmatch(code) else "error")
 
 
 def _count(operation_type: str, name: str | None, outcome: str) -> None:

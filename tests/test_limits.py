@@ -233,7 +233,8 @@ async def test_introspection_can_be_enabled_in_production(
 
 async def test_production_serves_no_graphiql(production: httpx.AsyncClient) -> None:
     response = await production.get("/graphql", headers={"Accept": "text/html"})
-    assert response.status_code == 404
+    assert response.status_code == 401  # a GraphQL request without a token, not a page
+    assert response.headers["content-type"] == "application/json"
     assert "graphiql" not in response.text.lower()
 
 
@@ -295,8 +296,15 @@ async def test_mutations_are_refused_over_get(
 ) -> None:
     headers = {"token": tenants.main_token}
     response = await client.get("/graphql", params={"query": SET_FAVORITE}, headers=headers)
-    assert response.status_code == 400
-    assert response.text == "mutations are not allowed when using GET"
+    assert (response.status_code, response.headers["allow"]) == (405, "POST")
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Mutations are served over POST only",
+                "extensions": {"code": "METHOD_NOT_ALLOWED"},
+            }
+        ]
+    }
     assert await storage._database["favorites"].count_documents({}) == 0
 
 
@@ -310,4 +318,12 @@ async def test_queries_are_served_over_get(client: httpx.AsyncClient, tenants: T
 async def test_batches_are_refused(client: httpx.AsyncClient, tenants: Tenants) -> None:
     batch = [{"query": "{ __typename }"}, {"query": "{ __typename }"}]
     response = await client.post("/graphql", json=batch, headers={"token": tenants.main_token})
-    assert (response.status_code, response.text) == (400, "Batching is not enabled")
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Invalid GraphQL request: batched requests are not supported",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }

@@ -69,7 +69,7 @@ def captured() -> Iterator[Captured]:
         ("GET", "/nowhere", 404),
         ("DELETE", "/healthz", 405),
         ("POST", "/api/chat/favorite/main", 401),
-        ("POST", "/graphql", 200),
+        ("POST", "/graphql", 401),
     ],
 )
 async def test_a_sane_request_id_is_echoed_on_every_response(

@@ -53,8 +53,8 @@ def _made_public(error: GraphQLError) -> GraphQLError:
 
 
 def public_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
-    """What ``PublicErrors`` makes of a result's errors, for the known-operation path
-    (``favgate.schema.known``), which runs no extension: the same loop as MaskErrors'."""
+    """What ``PublicErrors`` makes of a result's errors, for the HTTP transport
+    (``favgate.graphql_http``), which runs no extension: the same loop as MaskErrors'."""
     return [_made_public(error) if _raised_by_a_resolver(error) else error for error in errors]
 
 

@@ -144,9 +144,6 @@ class CachedValidation(SchemaExtension):
         )
         # Setting them tells Strawberry that validation has run.
         context.pre_execution_errors = list(errors)
-        known = getattr(context.schema, "known_operations", None)
-        if not errors and known is not None and context.query is not None:
-            known.add(context.query, context.graphql_document)  # favgate.schema.known
         yield
 
 
