@@ -23,6 +23,7 @@ from starlette.routing import Route, WebSocketRoute
 from favgate import graphiql, metrics, openapi, rest
 from favgate.bodylimit import BodyLimitMiddleware
 from favgate.config import Settings
+from favgate.cors import ApiCorsMiddleware
 from favgate.limiter import Limiter, Policy
 from favgate.logs import RequestIdMiddleware
 from favgate.ratelimit import RateLimitMiddleware
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # then time and count everything inside, refusals included.
         Middleware(RequestIdMiddleware),
         Middleware(metrics.MetricsMiddleware),
+        # Outside every refusal below, so that a browser app can read them (favgate.cors).
+        *cors(settings),
         # Bodies over the cap (413) and POSTs that are not JSON (415), before anything reads
         # them: transport checks, ahead of every check of the REST contract.
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
@@ -89,6 +92,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         exception_handlers={HTTPException: rest.http_error},
     )
+
+
+def cors(settings: Settings) -> list[Middleware]:
+    """CORS for the configured origins; none without any, so no response carries it."""
+    if not settings.cors_origins:
+        return []
+    return [Middleware(ApiCorsMiddleware, origins=settings.cors_origins)]
 
 
 async def healthz(request: Request) -> Response:
