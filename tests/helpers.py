@@ -1,6 +1,6 @@
 """Shared by the tests that drive a real ``favgate serve`` process with real clients: the
-gateway on a database of its own with one seeded tenant, and the Node scripts of
-``tests/js`` (the npm harness: ``make test`` installs it with ``npm ci``)."""
+gateway on a database of its own with one seeded tenant, the Node scripts of ``tests/js``
+(the npm harness: ``make test`` installs it with ``npm ci``), and Debian's Chromium."""
 
 from __future__ import annotations
 
@@ -29,6 +29,17 @@ from favgate.storage import open_storage
 
 JS = Path(__file__).parent / "js"
 NODE = shutil.which("node")
+CHROMIUM = shutil.which("chromium")
+# Debian's chromium, headless, in a container, never phoning home.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 NODE_TIMEOUT = 120.0
@@ -36,6 +47,11 @@ INSTANCE = "main"
 
 needs_node = pytest.mark.skipif(
     NODE is None, reason="Node.js is not installed (apt-get install -y nodejs npm); .ci/run does"
+)
+
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Chromium is not installed (apt-get install -y chromium); .ci/run installs it",
 )
 
 
