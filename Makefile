@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# The real GraphQL clients the tests run in Node (tests/js), installed from the lockfile.
+JS := tests/js
+JS_INSTALLED := $(JS)/node_modules/.installed
 
 .PHONY: install run test lint format clean bench bench-soak
 
@@ -17,10 +20,18 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 install: $(INSTALLED)
 
+$(JS_INSTALLED): $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund
+	touch $@
+
 run: install
 	$(BIN)/favgate serve --demo
 
+# Without npm (.ci/run installs it) the tests that need Node skip, as the browser tests do
+# without Chromium.
 test: install
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(JS_INSTALLED); \
+	else echo "npm not found: the Node client tests will skip (apt-get install nodejs npm)"; fi
 	$(BIN)/pytest
 
 lint: install
@@ -47,4 +58,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .favgate .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(JS)/node_modules .favgate .pytest_cache .mypy_cache .ruff_cache .hypothesis

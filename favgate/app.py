@@ -23,6 +23,7 @@ from starlette.routing import Route, WebSocketRoute
 from favgate import apis, graphiql, metrics, openapi, rest
 from favgate.bodylimit import BodyLimitMiddleware
 from favgate.config import Settings
+from favgate.cors import ApiCorsMiddleware
 from favgate.graphql_http import GraphQLTransport
 from favgate.identity import IdentityMiddleware
 from favgate.limiter import Limiter, Policy
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # then time and count everything inside, refusals included.
         Middleware(RequestIdMiddleware),
         Middleware(metrics.MetricsMiddleware),
+        # Outside every refusal below, so that a browser app can read them (favgate.cors).
+        *cors(settings),
         # Bodies over the cap (413) and POSTs that are not JSON (415), before anything reads
         # them: transport checks, ahead of every check of the REST contract.
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
@@ -101,6 +104,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # header would point wherever the client says.
     app.router.redirect_slashes = False
     return app
+
+
+def cors(settings: Settings) -> list[Middleware]:
+    """CORS for the configured origins; none without any, so no response carries it."""
+    if not settings.cors_origins:
+        return []
+    return [Middleware(ApiCorsMiddleware, origins=settings.cors_origins)]
 
 
 async def healthz(request: Request) -> Response:

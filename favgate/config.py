@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, TypeVar, get_args
@@ -27,6 +28,13 @@ MAX_CACHE_TTL = 2.0
 _T = TypeVar("_T", bound=str)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+# An origin as browsers send it: lowercase scheme and host, a port only if not the default.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_ORIGIN = re.compile(
+    rf"(?P<scheme>https?)://(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]+\])"
+    r"(?::(?P<port>[1-9]\d{0,4}))?"
+)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 class ConfigError(ValueError):
@@ -66,6 +74,8 @@ class Settings:
     rate_limit_leases: bool = True
     # A manifest of the only GraphQL documents that may run (favgate.persisted).
     trusted_documents: Path | None = None
+    # Origins of browser apps allowed to call the APIs (favgate.cors); none: no CORS at all.
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -97,6 +107,7 @@ class Settings:
             rate_limit=_integer(env, "FAVGATE_RATE_LIMIT", 100),
             rate_limit_leases=_boolean(env, "FAVGATE_RATE_LIMIT_LEASES", True),
             trusted_documents=_path(env.get("FAVGATE_TRUSTED_DOCUMENTS")),
+            cors_origins=_origins(env.get("FAVGATE_CORS_ORIGINS", "")),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -193,3 +204,26 @@ def _write_concern_w(raw: str) -> int | str:
     if raw.isascii() and raw.isdigit():  # str.isdigit alone accepts '²', which int() refuses
         return int(raw)
     raise ConfigError(f"FAVGATE_WRITE_CONCERN_W must be a number or 'majority'; got {raw!r}")
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated exact origins. The browser's ``Origin`` header is compared with each
+    as a string, so one that could never equal it (a path, a wildcard, capitals, a default
+    port) is refused here rather than silently matching nothing."""
+    origins = tuple(origin.strip() for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        if not _is_origin(origin):
+            raise ConfigError(
+                "FAVGATE_CORS_ORIGINS must list origins as browsers send them, "
+                "scheme://host[:port] (http or https, lowercase, no path, no wildcard, "
+                f"no default port), e.g. https://app.example.com; got {origin!r}"
+            )
+    return origins
+
+
+def _is_origin(value: str) -> bool:
+    match = _ORIGIN.fullmatch(value)
+    if match is None:
+        return False
+    port = match["port"]
+    return port is None or (port != _DEFAULT_PORTS[match["scheme"]] and int(port) <= 65535)

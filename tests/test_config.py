@@ -198,3 +198,40 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(AttributeError):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_cors_origins_are_exact_origins() -> None:
+    assert Settings.from_env({}).cors_origins == ()
+    assert Settings.from_env({"FAVGATE_CORS_ORIGINS": " , "}).cors_origins == ()
+    raw = "https://app.example.com, http://localhost:3000,http://[::1]:5173,"
+    assert Settings.from_env({"FAVGATE_CORS_ORIGINS": raw}).cors_origins == (
+        "https://app.example.com",
+        "http://localhost:3000",
+        "http://[::1]:5173",
+    )
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "*",
+        "https://*.example.com",
+        "null",
+        "app.example.com",
+        "ftp://example.com",
+        "https://example.com/",
+        "https://example.com/app",
+        "https://example.com?x=1",
+        "https://user@example.com",
+        "https://App.Example.com",  # the browser sends the host in lowercase
+        "https://example.com:443",  # ... and no default port
+        "http://example.com:80",
+        "http://example.com:0",
+        "http://example.com:65536",
+        "http://example.com:080",
+        "http://example..com",
+    ],
+)
+def test_cors_origins_refuse_what_no_browser_sends(origin: str) -> None:
+    with pytest.raises(ConfigError, match=r"FAVGATE_CORS_ORIGINS .*scheme://host\[:port\]"):
+        Settings.from_env({"FAVGATE_CORS_ORIGINS": f"https://ok.example.com,{origin}"})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 import uvicorn
 from conftest import free_port, seed_instance
+from helpers import CHROMIUM, CHROMIUM_FLAGS, needs_chromium
 from playwright.async_api import ConsoleMessage, Page, Route, async_playwright
 
 from favgate.app import create_app
@@ -27,20 +27,7 @@ from favgate.auth import generate_token
 from favgate.config import Settings
 from favgate.storage import open_storage
 
-CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Chromium is not installed (apt-get install -y chromium); .ci/run installs it",
-)
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+pytestmark = needs_chromium
 WAIT_MS = 15_000
 UNAUTHORIZED = "the server responded with a status of 401"
 EDITOR_VALUE = "(selector) => document.querySelector(selector).CodeMirror.getValue()"
@@ -129,7 +116,7 @@ async def test_graphiql_runs_a_query_offline(served: Served, tmp_path: Path) -> 
         context = await playwright.chromium.launch_persistent_context(
             tmp_path / "profile",
             executable_path=CHROMIUM,
-            args=FLAGS,
+            args=CHROMIUM_FLAGS,
             viewport={"width": 1400, "height": 1000},
         )
         try:
