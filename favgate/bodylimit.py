@@ -6,7 +6,7 @@ A pure ASGI middleware for every HTTP request:
   ``Content-Type`` is not ``application/json`` (parameters such as ``charset`` are
   allowed): every body favgate reads is JSON. For ``/graphql`` this is also the CSRF
   defence: a browser sends a cross-site request without a CORS preflight only as a form
-  or ``text/plain``, and a ``multipart/form-data`` upload never reaches Strawberry.
+  or ``text/plain``, and a ``multipart/form-data`` upload is never read.
 - **413** ``PayloadTooLarge`` for a body over ``max_body_bytes``: refused on its
   ``Content-Length`` before a byte is read, else while it streams in (a chunked body has
   no length). The body, at most the cap, is buffered here and handed on to the app whole.
@@ -41,7 +41,7 @@ class BodyLimitMiddleware:
             await refusal(Api.of(scope), exc, scope)(scope, receive, send)
             return
         if body is not None:  # else the client has gone: there is no one to answer
-            await self.app(lowercase_media_type(scope), replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
 
 
 def check_headers(scope: Scope, max_body_bytes: int) -> None:
@@ -67,28 +67,6 @@ def is_json(content_type: str | None) -> bool:
         return False
     essence = content_type.partition(";")[0].strip().lower()
     return essence == JSON
-
-
-def lowercase_media_type(scope: Scope) -> Scope:
-    """``scope`` with its media type in lower case (parameters untouched): media types are
-    case-insensitive, but Strawberry compares them as they come. The scope itself when it
-    already is, as it nearly always is."""
-    headers = scope["headers"]
-    for name, value in headers:
-        if name == b"content-type" and value != _lowercase_essence(value):
-            break
-    else:
-        return scope
-    headers = [
-        (name, _lowercase_essence(value) if name == b"content-type" else value)
-        for name, value in headers
-    ]
-    return {**scope, "headers": headers}
-
-
-def _lowercase_essence(value: bytes) -> bytes:
-    essence, separator, parameters = value.partition(b";")
-    return essence.lower() + separator + parameters
 
 
 async def read_body(receive: Receive, max_body_bytes: int) -> bytes | None:
