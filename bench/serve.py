@@ -87,16 +87,42 @@ def build(kind: str) -> Any:
     from favgate.app import create_app
     from favgate.config import Settings
     from favgate.logs import configure_logging
-    from favgate.ratelimit import RateLimitMiddleware
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)  # as favgate serve does
     app = create_app(settings)
     if kind == "favgate-nolimit":
-        # A diagnosis, never a deployment: the same app without its rate-limit middleware,
-        # to tell the limiter's cost from the rest of the gateway's.
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not RateLimitMiddleware]
+        # A diagnosis, never a deployment: the same app with a limiter that admits
+        # everything without asking the database, to tell the limiter's cost apart.
+        return WithFreeLimiter(app)
     return app
+
+
+class WithFreeLimiter:
+    """Hands requests a limiter that grants every charge on the spot."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        state = scope.get("state")
+        if state is not None and "limiter" in state:
+            state["limiter"] = FreeLimiter(state["limiter"].policy)
+        await self.app(scope, receive, send)
+
+
+class FreeLimiter:
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+
+    async def acquire(self, key: str, cost: int = 1) -> Any:
+        from favgate.limiter import Decision
+
+        limit = self.policy.limit
+        return Decision(True, limit, limit - cost, 0, None, self.policy.window)
 
 
 def main(kind: str, port: int) -> None:
