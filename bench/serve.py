@@ -119,7 +119,7 @@ class FreeLimiter:
         self.policy = policy
 
     async def acquire(self, key: str, cost: int = 1) -> Any:
-        from favgate.limiter import Decision
+        from favgate.ratelimit.limiter import Decision
 
         limit = self.policy.limit
         return Decision(True, limit, limit - cost, 0, None, self.policy.window)

@@ -26,9 +26,9 @@ from favgate.config import Settings
 from favgate.cors import ApiCorsMiddleware
 from favgate.graphql_http import GraphQLTransport
 from favgate.identity import IdentityMiddleware
-from favgate.limiter import Limiter, Policy
 from favgate.logs import RequestIdMiddleware
 from favgate.persisted import PersistedDocuments, load_manifest
+from favgate.ratelimit.limiter import Limiter, Policy
 from favgate.schema import SUBSCRIPTION_PROTOCOLS, GraphQLView, build_schema
 from favgate.storage import Storage, open_storage
 

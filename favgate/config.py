@@ -70,7 +70,7 @@ class Settings:
     cache_ttl_seconds: float = DEFAULT_CACHE_TTL
     # Requests per token per 60 s, shared by REST and GraphQL (favgate.ratelimit).
     rate_limit: int = 100
-    # Busy keys take units ahead, saving round trips (favgate.limiter).
+    # Busy keys take units ahead, saving round trips (favgate.ratelimit.limiter).
     rate_limit_leases: bool = True
     # A manifest of the only GraphQL documents that may run (favgate.persisted).
     trusted_documents: Path | None = None

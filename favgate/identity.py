@@ -12,7 +12,7 @@ parses). A database outage during the lookup is refused here, in the API's shape
 The identity carries the request's ``Budget``: the token's rate-limit budget when the
 token is known, else one per client address (for the little an anonymous request may do).
 Whatever the request was charged, the response carries the budget as it stands after the
-last charge (``favgate.ratelimit`` explains the fields).
+last charge (``favgate.ratelimit`` tells the whole story).
 """
 
 from __future__ import annotations
@@ -25,33 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from favgate.apis import Api, public_refusal
 from favgate.auth import MAX_TOKEN_LENGTH, hash_token, token_from_headers
-from favgate.errors import RateLimited
-from favgate.limiter import Decision, Limiter
+from favgate.ratelimit import Budget, Limiter
 from favgate.storage import Caller, Storage
-
-
-@dataclass(slots=True)
-class Budget:
-    """One request's view of a rate-limit budget: it remembers the last decision, for
-    the response's headers."""
-
-    limiter: Limiter
-    key: str
-    last: Decision | None = None
-
-    async def charge(self, cost: int) -> None:
-        """Spend ``cost`` units, all or none; ``RateLimited`` when they are not all left."""
-        self.last = await self.limiter.acquire(self.key, cost)
-        if not self.last.admitted:
-            raise RateLimited()
-
-    @property
-    def limit(self) -> int:
-        return self.limiter.policy.limit
-
-    @property
-    def window(self) -> int:
-        return self.limiter.policy.window
 
 
 @dataclass(frozen=True, slots=True)

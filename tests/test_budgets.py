@@ -199,7 +199,7 @@ async def test_an_expired_token_is_looked_up_once_for_concurrent_requests(
     assert [response.status_code for response in responses] == [200] * 8
     seen = gateway.log.commands
     # One lookup of the token and one of the instance, shared by the eight requests; and
-    # one rate-limit check for all eight, which the lookup let go at once (favgate.limiter).
+    # one rate-limit check for all eight, which the lookup let go at once (the Limiter).
     lookups = 1 + (gateway.token == tenants.main_token)
     assert seen.count(("find", "accounts")) == 1
     assert seen.count(("find", "instances")) == lookups

@@ -11,7 +11,7 @@ from conftest import CHAT_JID, CommandLog, Tenants, serving
 
 from favgate.auth import hash_token
 from favgate.config import Settings
-from favgate.limiter import LEASE_MIN_DEMAND, Limiter, Policy
+from favgate.ratelimit.limiter import LEASE_MIN_DEMAND, Limiter, Policy
 from favgate.storage import Storage
 from favgate.storage.indexes import RATE_LIMITS
 

@@ -26,7 +26,7 @@ from favgate.auth import MAX_TOKEN_LENGTH, generate_token, hash_token
 from favgate.config import ConfigError, Settings
 from favgate.embedded import ServerProcess
 from favgate.errors import ServiceUnavailable, public_error
-from favgate.limiter import Limiter, Policy, decide
+from favgate.ratelimit.limiter import Limiter, Policy, decide
 from favgate.storage import Bucket, Storage, open_storage
 from favgate.storage.indexes import RATE_LIMITS
 

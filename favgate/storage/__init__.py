@@ -20,7 +20,7 @@ from favgate.storage.documents import Documents
 from favgate.storage.favorites import Favorites
 from favgate.storage.indexes import ensure_indexes
 from favgate.storage.messages import Messages
-from favgate.storage.ratelimits import Bucket, Charge, Grant, RateLimits
+from favgate.storage.ratelimits import Bucket, Charge, Grant, RateLimitWindows
 from favgate.storage.records import (
     Caller,
     Favorite,
@@ -48,7 +48,7 @@ __all__ = [
     "InstanceStatus",
     "Message",
     "Position",
-    "RateLimits",
+    "RateLimitWindows",
     "ResumeToken",
     "Storage",
     "Subscriber",
@@ -69,7 +69,7 @@ class Storage:
         self.messages: Messages = CachingMessages(database)
         self.favorites = Favorites(database)
         self.changes = FavoriteChanges(database)
-        self.rate_limits = RateLimits(database)
+        self.rate_limits = RateLimitWindows(database)
         self.documents = Documents(database)
 
     async def ping(self) -> None:

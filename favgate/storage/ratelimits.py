@@ -19,7 +19,7 @@ A check is one ``findAndModify`` whose update is an aggregation pipeline, run at
 on the one document, upserting it on first use:
 
 1. drop the buckets that have left the window, and give back units granted earlier and
-   never spent (``give_back``: the limiter's leases, ``favgate.limiter``);
+   never spent (``give_back``: the limiter's leases, ``favgate.ratelimit.limiter``);
 2. ``room`` is ``limit`` minus the units left; grant ``min(want, room)`` units if at least
    ``need`` fit, else none; add them to the bucket of ``stamp``;
 3. push ``expires_at`` forward to the end of that bucket plus the window (never back),
@@ -103,7 +103,7 @@ class Charge:
             raise ValueError("a charge asks for units, gives some back, or both")
 
 
-class RateLimits:
+class RateLimitWindows:
     def __init__(self, database: Any) -> None:
         self._windows = database[RATE_LIMITS]
 

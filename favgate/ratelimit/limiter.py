@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from favgate.storage import RateLimits
+from favgate.storage import RateLimitWindows
 from favgate.storage.ratelimits import Bucket, Charge, Grant, Slices
 
 logger = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ class _Key:
 class Limiter:
     """One per process (the app's lifespan owns it): charges keys against one policy."""
 
-    def __init__(self, store: RateLimits, policy: Policy) -> None:
+    def __init__(self, store: RateLimitWindows, policy: Policy) -> None:
         self.store = store
         self.policy = policy
         self._keys: dict[str, _Key] = {}
