@@ -235,3 +235,18 @@ def test_cors_origins_are_exact_origins() -> None:
 def test_cors_origins_refuse_what_no_browser_sends(origin: str) -> None:
     with pytest.raises(ConfigError, match=r"FAVGATE_CORS_ORIGINS .*scheme://host\[:port\]"):
         Settings.from_env({"FAVGATE_CORS_ORIGINS": f"https://ok.example.com,{origin}"})
+
+
+def readme_settings() -> dict[str, str]:
+    """The README's settings table: each variable and its default, as written there."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| variable | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        name, default = (cell.strip() for cell in line.strip("|").split("|")[:2])
+        rows[name.strip("`")] = default
+    return rows
+
+
+def test_the_readme_lists_every_setting_with_its_default() -> None:
+    assert readme_settings() == Settings.variables()
