@@ -3,8 +3,8 @@
 Each line is one message object as the upstream engine would store it: ``id`` and
 ``chat_jid`` are required; ``chat_jid_alt`` (the chat's other identity: the phone-number
 JID of a LID chat, or the LID of a phone-number chat), ``from_me``, ``timestamp`` (ISO
-8601 or Unix seconds) and ``text`` are optional; any other field is kept as it is, except ``instance`` (favgate
-sets it) and ``_id`` (the database's own). Blank lines are skipped.
+8601 or Unix seconds) and ``text`` are optional; any other field is kept as it is, except
+``instance`` (favgate sets it) and ``_id`` (the database's own). Blank lines are skipped.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from typing import Any
 from favgate.cache import MISS, Lookup, LruCache
 from favgate.config import MAX_CACHE_TTL
 from favgate.storage.chats import Chats, Sighting
-from favgate.storage.directory import Directory
+from favgate.storage.directory import Directory, Owner
 from favgate.storage.favorites import Favorites
 from favgate.storage.messages import Messages
 from favgate.storage.records import Caller, FavoriteTarget, FavoriteType, Instance, InstanceStatus
@@ -87,6 +87,26 @@ class CachingDirectory(Directory):
     ) -> None:
         await super().reset_instance(name, account, status, token_hash)
         self._forget()
+
+    async def add_token(self, owner: Owner, name: str, token_hash: str) -> bool:
+        added = await super().add_token(owner, name, token_hash)
+        self._forget()
+        return added
+
+    async def revoke_token(self, owner: Owner, name: str, token_hash: str) -> bool:
+        revoked = await super().revoke_token(owner, name, token_hash)
+        self._forget()
+        return revoked
+
+    async def revoke_all(self, owner: Owner, name: str) -> int | None:
+        revoked = await super().revoke_all(owner, name)
+        self._forget()
+        return revoked
+
+    async def delete_instance(self, name: str, purge: bool = False) -> int | None:
+        deleted = await super().delete_instance(name, purge)
+        self._forget()
+        return deleted
 
     def _forget(self) -> None:
         # Writes are rare (the CLI, demo seeding): forgetting everything is simplest, and
