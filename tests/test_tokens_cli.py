@@ -164,7 +164,11 @@ def test_adopted_tokens_keep_working(cli: Cli, gateway: Gateway) -> None:
     assert hash_token(account_token) in stored and hash_token(instance_token) in stored
     assert account_token not in stored and instance_token not in stored
     # A token held already, by an account or an instance, is not adopted twice.
-    for argv in (["account", "create", "other"], ["instance", "create", "x", "--account", "acme-adopt"]):  # fmt: skip
+    commands = [
+        ["account", "create", "other"],
+        ["instance", "create", "x", "--account", "acme-adopt"],
+    ]
+    for argv in commands:
         assert cli.fails(*argv, "--token-stdin", stdin=instance_token) == "Token already in use"
 
 
@@ -248,6 +252,7 @@ def test_listings_show_no_token(cli: Cli, gateway: Gateway, names: tuple[str, st
         "instance", "create", instance, "--account", account, "--status", "disconnected"
     )
     status, out, _ = cli.run("account", "list")
+    assert status == 0
     accounts = [json.loads(line) for line in out.splitlines()]
     [mine] = [a for a in accounts if a["name"] == account]
     assert list(mine) == ["name", "tokens", "created"] and mine["tokens"] == 2
