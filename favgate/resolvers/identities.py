@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from favgate.resolvers.jids import USER_SERVER
 from favgate.storage import Sighting, Storage
@@ -35,13 +35,22 @@ class MobileRule:
     area: str  # a pattern; empty when the extra digit follows the country code
     extra: str
     subscriber: str  # a pattern
+    _short: re.Pattern[str] = field(init=False, repr=False)
+    _long: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        head = f"{self.country}({self.area})"
+        # ASCII: \d would match other scripts' digits too (normalize_number refuses them).
+        short = re.compile(f"{head}({self.subscriber})", re.ASCII)
+        long = re.compile(f"{head}{self.extra}({self.subscriber})", re.ASCII)
+        object.__setattr__(self, "_short", short)
+        object.__setattr__(self, "_long", long)
 
     def other_form(self, digits: str) -> str | None:
         """The other spelling of ``digits`` when it is one of this rule's mobiles."""
-        head = f"{self.country}({self.area})"
-        if short := re.fullmatch(f"{head}({self.subscriber})", digits, re.ASCII):
+        if short := self._short.fullmatch(digits):
             return f"{self.country}{short[1]}{self.extra}{short[2]}"
-        if long := re.fullmatch(f"{head}{self.extra}({self.subscriber})", digits, re.ASCII):
+        if long := self._long.fullmatch(digits):
             return f"{self.country}{long[1]}{long[2]}"
         return None
 
