@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Tenants, serving
+from conftest import CommandLog, Tenants, serving
 
 from favgate.config import Settings
 from favgate.importing import parse_messages
@@ -166,7 +166,7 @@ async def test_messages_decide_over_an_older_favorite(
         ("551133334444", "5511933334444"),
         ("5511933334444", "551133334444"),
         ("5501987654321", "550187654321"),  # no area code starts with 0
-        ("5215512345678", "525512345678"[:-1]),  # 52 and 9 digits: not Mexico's 10
+        ("5215512345678", "52551234567"),  # Mexico's other form has 10 digits after 52
         ("14155550123", "141555501230"),  # another country
     ],
 )
@@ -229,3 +229,21 @@ async def test_a_batch_resolves_every_spelling_to_one_record(api: Api, storage: 
     assert chats == [jid(BR_12), jid(BR_12), "120363012345678901@g.us"]
     page = await api.graphql(FAVORITES, chatJid=None)
     assert page["favorites"]["totalCount"] == 2
+
+
+# --- What it costs ----------------------------------------------------------------------
+
+
+async def test_a_cold_spelling_costs_one_lookup_and_a_warm_one_none(
+    api: Api, storage: Storage, commands: CommandLog
+) -> None:
+    await messages(storage, f'{{"id": "BR1", "chat_jid": "{jid(BR_12)}"}}')
+    commands.clear()
+    await api.favorite(BR_13)  # cold: both spellings are looked up at once
+    assert commands.commands.count(("aggregate", "instances")) == 1
+    commands.clear()
+    await api.favorite(BR_12)
+    await api.record(BR_13)
+    await api.listed(jid(BR_12))
+    await api.rest(number="120363012345678901@g.us", favorite=True)  # never looked up
+    assert ("aggregate", "instances") not in commands.commands
