@@ -1,10 +1,11 @@
 """The ``favgate`` command line.
 
-Every command that creates something prints one JSON object on stdout, and every listing
-one JSON object per line, so scripts can read them; errors go to stderr as
-``{"error": ...}`` with exit status 1 (2 for usage and configuration errors). Each
-command uses ``MONGODB_URI`` when it is set, else the embedded database under
-``--data-dir``, which it finds running or starts for itself.
+Every command that creates something prints one JSON object on stdout, and a listing one
+per line, so scripts can read them; errors go to stderr as ``{"error": ...}`` with exit
+status 1 (2 for usage and configuration errors). The operator's commands on tokens,
+listings and maintenance are in ``favgate.admin``. Each command uses ``MONGODB_URI`` when
+it is set, else the embedded database under ``--data-dir``, which it finds running or
+starts for itself.
 """
 
 from __future__ import annotations
@@ -16,23 +17,20 @@ import json
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO, TypeVar
 
 from pymongo.errors import PyMongoError
 
-from favgate import demo
-from favgate.auth import adopted_token, generate_token, hash_token
+from favgate import admin, demo
 from favgate.config import ConfigError, Settings
 from favgate.embedded import EmbeddedDatabaseError, embedded_database
 from favgate.errors import FavgateError
 from favgate.importing import InvalidLine, parse_messages
 from favgate.logs import configure_logging
-from favgate.resolvers.aliases import AliasGroup, find_aliases, merge_aliases
 from favgate.storage import InstanceStatus, Storage, open_storage
-from favgate.storage.directory import Listed, Owner
 
 STATUSES = [status.value for status in InstanceStatus]
 T = TypeVar("T")
@@ -73,9 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     create_account = account.add_parser("create", help="create an account and its token")
     create_account.add_argument("name")
-    _token_stdin(create_account)
+    admin.add_token_stdin(create_account)
     create_account.set_defaults(command=_create_account)
-    account.add_parser("list", help="print the accounts").set_defaults(command=_list_accounts)
 
     instance = commands.add_parser("instance", help="manage instances").add_subparsers(
         required=True, metavar="ACTION"
@@ -84,15 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     create_instance.add_argument("name")
     create_instance.add_argument("--account", required=True)
     create_instance.add_argument("--status", choices=STATUSES, default="connected")
-    _token_stdin(create_instance)
+    admin.add_token_stdin(create_instance)
     create_instance.set_defaults(command=_create_instance)
-    list_instances = instance.add_parser("list", help="print the instances")
-    list_instances.add_argument("--account")
-    list_instances.set_defaults(command=_list_instances)
-    delete = instance.add_parser("delete", help="delete an instance")
-    delete.add_argument("name")
-    delete.add_argument("--purge", action="store_true", help="with its favorites")
-    delete.set_defaults(command=_delete_instance)
     status = instance.add_parser("status", help="set an instance's connection status")
     status.add_argument("name")
     status.add_argument("status", choices=STATUSES)
@@ -106,28 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     import_messages.add_argument("file", help="a JSON Lines file, or - for stdin")
     import_messages.set_defaults(command=_import_messages)
 
-    token = commands.add_parser("token", help="rotate and revoke tokens").add_subparsers(
-        required=True, metavar="ACTION"
-    )
-    add = _owner_options(token.add_parser("add", help="give an owner one more token"))
-    add.set_defaults(command=_add_token)
-    revoke = _owner_options(token.add_parser("revoke", help="revoke a token, or all"))
-    which = revoke.add_mutually_exclusive_group(required=True)
-    which.add_argument("--token-stdin", action="store_true", help="the token to revoke")
-    which.add_argument("--all", action="store_true", help="every token of the owner")
-    revoke.set_defaults(command=_revoke_token)
-
-    favorites = commands.add_parser("favorites", help="maintain favorites").add_subparsers(
-        required=True, metavar="ACTION"
-    )
-    merge = favorites.add_parser(
-        "merge-aliases", help="find favorites of one chat under two identities"
-    )
-    merge.add_argument("--instance", required=True)
-    merge.add_argument("--apply", action="store_true", help="merge them into one")
-    merge.set_defaults(command=_merge_aliases)
-
     commands.add_parser("schema", help="print the GraphQL SDL").set_defaults(command=_schema)
+    admin.add_commands(commands, account, instance, run=_operate)
     return parser
 
 
@@ -175,144 +145,40 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def _token_stdin(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--token-stdin",
-        action="store_true",
-        help="adopt a token already issued, read from standard input (never printed)",
-    )
-
-
-def _owner_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    owner = parser.add_mutually_exclusive_group(required=True)
-    owner.add_argument("--account", metavar="NAME")
-    owner.add_argument("--instance", metavar="NAME")
-    return parser
-
-
-def _new_token(args: argparse.Namespace) -> tuple[str, str | None]:
-    """The hash of the command's token, and the token if favgate made it (to print)."""
-    if args.token_stdin:
-        return hash_token(adopted_token(sys.stdin.read())), None
-    token = generate_token()
-    return hash_token(token), token
-
-
-async def _unused(storage: Storage, token_hash: str) -> str:
-    if await storage.directory.token_in_use(token_hash):
-        raise FavgateError("Token already in use")
-    return token_hash
-
-
 def _create_account(args: argparse.Namespace, settings: Settings) -> int:
-    token_hash, token = _new_token(args)
+    async def create(storage: Storage) -> str | None:
+        token_hash, token = await admin.new_token(storage, args.token_stdin)
+        await storage.directory.create_account(args.name, token_hash)
+        return token
 
-    async def create(storage: Storage) -> None:
-        await storage.directory.create_account(args.name, await _unused(storage, token_hash))
-
-    _run(settings, create)
-    return _print({"account": args.name} | ({} if token is None else {"token": token}))
+    token = _run(settings, create)
+    return _print({"account": args.name} | _shown(token))
 
 
 def _create_instance(args: argparse.Namespace, settings: Settings) -> int:
-    token_hash, token = _new_token(args)
-
-    async def create(storage: Storage) -> None:
+    async def create(storage: Storage) -> str | None:
+        token_hash, token = await admin.new_token(storage, args.token_stdin)
         status = InstanceStatus(args.status)
-        token = await _unused(storage, token_hash)
-        await storage.directory.create_instance(args.name, args.account, status, token)
+        await storage.directory.create_instance(args.name, args.account, status, token_hash)
+        return token
 
-    _run(settings, create)
+    token = _run(settings, create)
     created = {"instance": args.name, "account": args.account, "status": args.status}
-    return _print(created | ({} if token is None else {"token": token}))
+    return _print(created | _shown(token))
 
 
-def _list_accounts(args: argparse.Namespace, settings: Settings) -> int:
-    return _print_lines(_listed(found) for found in _run(settings, _accounts))
+def _shown(token: str | None) -> dict[str, str]:
+    """The token to print: one favgate made, never one adopted."""
+    return {} if token is None else {"token": token}
 
 
-async def _accounts(storage: Storage) -> list[Listed]:
-    return await storage.directory.list_accounts()
+def _operate(args: argparse.Namespace, settings: Settings) -> int:
+    async def operate(storage: Storage) -> list[dict[str, Any]]:
+        return await args.operation(storage, args)  # type: ignore[no-any-return]
 
-
-def _list_instances(args: argparse.Namespace, settings: Settings) -> int:
-    async def instances(storage: Storage) -> list[Listed]:
-        return await storage.directory.list_instances(args.account)
-
-    return _print_lines(_listed(found) for found in _run(settings, instances))
-
-
-def _listed(found: Listed) -> dict[str, Any]:
-    kind = {} if found.account is None else {"account": found.account, "status": found.status}
-    created = None if found.created is None else found.created.isoformat()
-    return {"name": found.name, **kind, "tokens": found.tokens, "created": created}
-
-
-def _delete_instance(args: argparse.Namespace, settings: Settings) -> int:
-    async def delete(storage: Storage) -> int | None:
-        return await storage.directory.delete_instance(args.name, args.purge)
-
-    purged = _run(settings, delete)
-    if purged is None:
-        return _fail(f"Instance not found: {args.name}")
-    return _print({"instance": args.name, "deleted": True, "favorites_deleted": purged})
-
-
-def _owner(args: argparse.Namespace) -> tuple[Owner, str]:
-    return ("account", args.account) if args.account is not None else ("instance", args.instance)
-
-
-def _add_token(args: argparse.Namespace, settings: Settings) -> int:
-    owner, name = _owner(args)
-    token = generate_token()
-
-    async def add(storage: Storage) -> bool:
-        return await storage.directory.add_token(owner, name, hash_token(token))
-
-    if not _run(settings, add):
-        return _fail(f"{owner.capitalize()} not found: {name}")
-    return _print({owner: name, "token": token})
-
-
-def _revoke_token(args: argparse.Namespace, settings: Settings) -> int:
-    owner, name = _owner(args)
-    # Read before the database is touched: a bad token changes nothing.
-    token_hash = None if args.all else hash_token(adopted_token(sys.stdin.read()))
-
-    async def revoke(storage: Storage) -> int | None:
-        if token_hash is None:
-            return await storage.directory.revoke_all(owner, name)
-        return int(await storage.directory.revoke_token(owner, name, token_hash)) or None
-
-    revoked = _run(settings, revoke)
-    if revoked is None:
-        return _fail(f"No such token of {owner} {name}" if token_hash else f"Not found: {name}")
-    return _print({owner: name, "revoked": revoked})
-
-
-def _merge_aliases(args: argparse.Namespace, settings: Settings) -> int:
-    async def merge(storage: Storage) -> list[AliasGroup]:
-        if await storage.directory.find_instance(args.instance) is None:
-            raise FavgateError(f"Instance not found: {args.instance}")
-        groups = await find_aliases(storage, args.instance)
-        for group in groups if args.apply else ():
-            await merge_aliases(storage, args.instance, group)
-        return groups
-
-    return _print_lines(_alias_line(group, args.apply) for group in _run(settings, merge))
-
-
-def _alias_line(group: AliasGroup, applied: bool) -> dict[str, Any]:
-    records = [
-        {
-            "chat_jid": record.target.chat_jid,
-            "favorite": record.favorite,
-            "updated_at": record.updated_at.isoformat(),
-        }
-        for record in group.records
-    ]
-    latest = group.latest.favorite
-    return {"chat_jid": group.chat_jid, "favorite": latest, "records": records, "applied": applied}
+    for document in _run(settings, operate):
+        _print(document)
+    return 0
 
 
 def _set_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -381,12 +247,6 @@ def _open_input(path: str) -> Iterator[TextIO]:
 
 def _print(document: dict[str, Any]) -> int:
     print(json.dumps(document))
-    return 0
-
-
-def _print_lines(documents: Iterable[dict[str, Any]]) -> int:
-    for document in documents:
-        print(json.dumps(document))
     return 0
 
 

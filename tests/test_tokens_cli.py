@@ -238,7 +238,7 @@ def test_a_revoked_token_is_refused_even_while_in_use(
 def test_unknown_owners(cli: Cli, gateway: Gateway) -> None:
     assert cli.fails("token", "add", "--account", "ghost") == "Account not found: ghost"
     assert cli.fails("token", "add", "--instance", "ghost") == "Instance not found: ghost"
-    assert cli.fails("token", "revoke", "--account", "ghost", "--all") == "Not found: ghost"
+    assert cli.fails("token", "revoke", "--account", "ghost", "--all") == "Account not found: ghost"
     with pytest.raises(SystemExit) as usage:  # one owner, never both
         cli.run("token", "add", "--account", "a", "--instance", "b")
     assert usage.value.code == 2
