@@ -231,6 +231,16 @@ async def test_a_batch_resolves_every_spelling_to_one_record(api: Api, storage: 
     assert page["favorites"]["totalCount"] == 2
 
 
+async def test_another_instances_messages_say_nothing(api: Api, storage: Storage) -> None:
+    # Tenants share the collections, never their data: "rival" knows the 12-digit form.
+    rival = [
+        {"id": "R1", "chat_jid": jid(BR_12)},
+        {"id": "R2", "chat_jid": LID, "chat_jid_alt": jid(BR_13)},
+    ]
+    await storage.messages.upsert_many("rival", rival)
+    assert await api.favorite(BR_13) == jid(BR_13)
+
+
 # --- What it costs ----------------------------------------------------------------------
 
 
