@@ -9,18 +9,31 @@ a token up by equality on an index.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Mapping
 
-from favgate.errors import InstanceNameRequired, InstanceNotFound, InvalidToken
+from favgate.errors import InstanceNameRequired, InstanceNotFound, InvalidArgument, InvalidToken
 from favgate.storage import Caller, Instance, Storage
 
 # Tokens longer than this are refused before hashing: no legitimate token is near it.
 MAX_TOKEN_LENGTH = 256
+# A token the provider issued, adopted as it is (``--token-stdin``): long enough that an
+# unsalted hash of it cannot be brute-forced, and one header value without spaces.
+ADOPTED_TOKEN = re.compile(rf"[\x21-\x7e]{{16,{MAX_TOKEN_LENGTH}}}")
 
 
 def generate_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def adopted_token(text: str) -> str:
+    """The token in ``text`` (one line, as read from standard input), or InvalidArgument."""
+    token = text.strip()
+    if not ADOPTED_TOKEN.fullmatch(token):
+        reason = f"expected 16 to {MAX_TOKEN_LENGTH} visible ASCII characters, without spaces"
+        raise InvalidArgument("token", reason)
+    return token
 
 
 def hash_token(token: str) -> str:

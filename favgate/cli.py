@@ -1,9 +1,11 @@
 """The ``favgate`` command line.
 
-Every command that creates something prints one JSON object on stdout, so scripts can
-read it; errors go to stderr as ``{"error": ...}`` with exit status 1 (2 for usage and
-configuration errors). Each command uses ``MONGODB_URI`` when it is set, else the
-embedded database under ``--data-dir``, which it finds running or starts for itself.
+Every command that creates something prints one JSON object on stdout, and a listing one
+per line, so scripts can read them; errors go to stderr as ``{"error": ...}`` with exit
+status 1 (2 for usage and configuration errors). The operator's commands on tokens,
+listings and maintenance are in ``favgate.admin``. Each command uses ``MONGODB_URI`` when
+it is set, else the embedded database under ``--data-dir``, which it finds running or
+starts for itself.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from typing import Any, TextIO, TypeVar
 
 from pymongo.errors import PyMongoError
 
-from favgate import demo
-from favgate.auth import generate_token, hash_token
+from favgate import admin, demo
 from favgate.config import ConfigError, Settings
 from favgate.embedded import EmbeddedDatabaseError, embedded_database
 from favgate.errors import FavgateError
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     create_account = account.add_parser("create", help="create an account and its token")
     create_account.add_argument("name")
+    admin.add_token_stdin(create_account)
     create_account.set_defaults(command=_create_account)
 
     instance = commands.add_parser("instance", help="manage instances").add_subparsers(
@@ -79,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     create_instance.add_argument("name")
     create_instance.add_argument("--account", required=True)
     create_instance.add_argument("--status", choices=STATUSES, default="connected")
+    admin.add_token_stdin(create_instance)
     create_instance.set_defaults(command=_create_instance)
     status = instance.add_parser("status", help="set an instance's connection status")
     status.add_argument("name")
@@ -94,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     import_messages.set_defaults(command=_import_messages)
 
     commands.add_parser("schema", help="print the GraphQL SDL").set_defaults(command=_schema)
+    admin.add_commands(commands, account, instance, run=_operate)
     return parser
 
 
@@ -142,26 +146,39 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def _create_account(args: argparse.Namespace, settings: Settings) -> int:
-    token = generate_token()
+    async def create(storage: Storage) -> str | None:
+        token_hash, token = await admin.new_token(storage, args.token_stdin)
+        await storage.directory.create_account(args.name, token_hash)
+        return token
 
-    async def create(storage: Storage) -> None:
-        await storage.directory.create_account(args.name, hash_token(token))
-
-    _run(settings, create)
-    return _print({"account": args.name, "token": token})
+    token = _run(settings, create)
+    return _print({"account": args.name} | _shown(token))
 
 
 def _create_instance(args: argparse.Namespace, settings: Settings) -> int:
-    token = generate_token()
-
-    async def create(storage: Storage) -> None:
+    async def create(storage: Storage) -> str | None:
+        token_hash, token = await admin.new_token(storage, args.token_stdin)
         status = InstanceStatus(args.status)
-        await storage.directory.create_instance(args.name, args.account, status, hash_token(token))
+        await storage.directory.create_instance(args.name, args.account, status, token_hash)
+        return token
 
-    _run(settings, create)
-    return _print(
-        {"instance": args.name, "account": args.account, "status": args.status, "token": token}
-    )
+    token = _run(settings, create)
+    created = {"instance": args.name, "account": args.account, "status": args.status}
+    return _print(created | _shown(token))
+
+
+def _shown(token: str | None) -> dict[str, str]:
+    """The token to print: one favgate made, never one adopted."""
+    return {} if token is None else {"token": token}
+
+
+def _operate(args: argparse.Namespace, settings: Settings) -> int:
+    async def operate(storage: Storage) -> list[dict[str, Any]]:
+        return await args.operation(storage, args)  # type: ignore[no-any-return]
+
+    for document in _run(settings, operate):
+        _print(document)
+    return 0
 
 
 def _set_status(args: argparse.Namespace, settings: Settings) -> int:

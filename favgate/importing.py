@@ -1,9 +1,10 @@
 """Reading messages from JSON Lines for ``favgate messages import``.
 
 Each line is one message object as the upstream engine would store it: ``id`` and
-``chat_jid`` are required; ``from_me``, ``timestamp`` (ISO 8601 or Unix seconds) and
-``text`` are optional; any other field is kept as it is, except ``instance`` (favgate
-sets it) and ``_id`` (the database's own). Blank lines are skipped.
+``chat_jid`` are required; ``chat_jid_alt`` (the chat's other identity: the phone-number
+JID of a LID chat, or the LID of a phone-number chat), ``from_me``, ``timestamp`` (ISO
+8601 or Unix seconds) and ``text`` are optional; any other field is kept as it is, except
+``instance`` (favgate sets it) and ``_id`` (the database's own). Blank lines are skipped.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def parse_message(data: object) -> dict[str, Any]:
     if not isinstance(chat_jid, str) or not chat_jid:
         raise ValueError("chat_jid must be a non-empty string")
     message["chat_jid"] = normalize_number(chat_jid)
+    if "chat_jid_alt" in data:
+        message["chat_jid_alt"] = _chat_jid_alt(data["chat_jid_alt"])
     # Fields left out are left alone on re-import, like any field favgate does not know.
     if "from_me" in data:
         message["from_me"] = _from_me(data["from_me"])
@@ -64,6 +67,14 @@ def _message_id(value: object) -> str:
     if len(value) > MAX_MESSAGE_ID_LENGTH:
         raise ValueError(f"id must be at most {MAX_MESSAGE_ID_LENGTH} characters")
     return value
+
+
+def _chat_jid_alt(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError("chat_jid_alt must be a non-empty string or null")
+    return normalize_number(value, "chat_jid_alt")
 
 
 def _from_me(value: object) -> bool:

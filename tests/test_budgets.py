@@ -4,7 +4,8 @@ make them possible may keep a revoked token or an old instance status.
 
 Steady state means the token and the instance were looked up by an earlier request less
 than the cache TTL ago. The budgets (issue 4): a chat favorite costs the rate limit and
-the upsert; a message favorite adds the message's chat until it is cached; a page of
+the upsert, plus one lookup of the chat's identities while its number is cold (issue 13);
+a message favorite adds the message's chat until it is cached; a page of
 favorites costs the rate limit, the page and one batched query for its messages, and one
 more only when ``totalCount`` is selected.
 """
@@ -29,6 +30,7 @@ Command = tuple[str, str]  # (command name, collection)
 RATE_LIMIT: Command = ("findAndModify", "rate_limits")
 UPSERT: Command = ("update", "favorites")
 MESSAGE_CHAT: Command = ("find", "messages")
+CHAT_IDENTITIES: Command = ("aggregate", "instances")
 PAGE: Command = ("find", "favorites")
 PAGE_MESSAGES: Command = ("find", "messages")
 COUNT: Command = ("aggregate", "favorites")
@@ -79,7 +81,7 @@ async def gateway(
     # Cold: the token's owner (an instance token is looked for among accounts first) and
     # the instance were looked up; nothing of that is left for the requests that follow.
     lookups = [("find", "accounts")] + [("find", "instances")] * (request.param == "main")
-    assert seen == [*lookups, RATE_LIMIT, ("find", "instances"), UPSERT]
+    assert seen == [*lookups, RATE_LIMIT, ("find", "instances"), CHAT_IDENTITIES, UPSERT]
     return gateway
 
 
@@ -98,15 +100,23 @@ mutation Set($instance: String!, $number: String, $messageId: String, $favorite:
 
 
 async def test_rest_chat_favorite(gateway: Gateway) -> None:
-    response, seen = await gateway.rest(number=fresh_number(), favorite=True)
+    number = fresh_number()
+    response, cold = await gateway.rest(number=number, favorite=True)
     assert response.status_code == 200, response.text
-    assert seen == [RATE_LIMIT, UPSERT]
+    assert cold == [RATE_LIMIT, CHAT_IDENTITIES, UPSERT]
+    response, warm = await gateway.rest(number=number, favorite=False)
+    assert response.status_code == 200, response.text
+    assert warm == [RATE_LIMIT, UPSERT]
 
 
 async def test_graphql_chat_favorite(gateway: Gateway) -> None:
-    data, seen = await gateway.graphql(SET_FAVORITE, number=fresh_number(), favorite=True)
+    number = fresh_number()
+    data, cold = await gateway.graphql(SET_FAVORITE, number=number, favorite=True)
     assert data["setFavorite"]["message"] == "Chat favorited successfully"
-    assert seen == [RATE_LIMIT, UPSERT]
+    assert cold == [RATE_LIMIT, CHAT_IDENTITIES, UPSERT]
+    data, warm = await gateway.graphql(SET_FAVORITE, number=number, favorite=False)
+    assert data["setFavorite"]["message"] == "Chat unfavorited successfully"
+    assert warm == [RATE_LIMIT, UPSERT]
 
 
 async def test_rest_message_favorite(gateway: Gateway) -> None:
@@ -200,10 +210,12 @@ async def test_an_expired_token_is_looked_up_once_for_concurrent_requests(
     seen = gateway.log.commands
     # One lookup of the token and one of the instance, shared by the eight requests; and
     # one rate-limit check for all eight, which the lookup let go at once (the Limiter).
+    # Each cold number is looked up once.
     lookups = 1 + (gateway.token == tenants.main_token)
     assert seen.count(("find", "accounts")) == 1
     assert seen.count(("find", "instances")) == lookups
-    assert (seen.count(RATE_LIMIT), seen.count(UPSERT), len(seen)) == (1, 8, 9 + lookups + 1)
+    assert (seen.count(RATE_LIMIT), seen.count(UPSERT), seen.count(CHAT_IDENTITIES)) == (1, 8, 8)
+    assert len(seen) == 9 + lookups + 1 + 8
 
 
 # --- What the caches may keep, and for how long -------------------------------------------

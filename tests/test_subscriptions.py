@@ -656,3 +656,20 @@ async def test_without_change_streams_the_subscription_says_so(
         # The connection stays usable: the cause is the database, not the client.
         operation = await ws.start("nowhere")
         assert await ws.error(operation) == ("Instance not found", "NOT_FOUND")
+
+
+# --- chat identities (issue 13) ------------------------------------------------------
+
+
+async def test_a_change_names_the_resolved_chat(
+    gateway: str, tenants: Tenants, storage: Storage
+) -> None:
+    # The instance knows the chat in its 12-digit form; a client favorites the 13-digit one.
+    await storage.messages.upsert_many(
+        "main", [{"id": "BR12", "chat_jid": "552187654321@s.whatsapp.net"}]
+    )
+    async with client(gateway, {"token": tenants.main_token}) as ws:
+        operation = await ws.subscribe(type="CHAT")
+        await rest_favorite(gateway, tenants.main_token, number="5521987654321", favorite=True)
+        change = await ws.next(operation)
+    assert (change["chatJid"], change["favorite"]) == ("552187654321@s.whatsapp.net", True)

@@ -1,8 +1,9 @@
 """Favoriting many chats and messages in one request: ``setFavorites``.
 
 The rules of ``set_favorite`` apply to every item (the same target validation, message
-lookup and messages), at a fixed cost whatever the number of items: one query for all the
-messages named, one bulk write for all the favorites. An item's own error (a bad number,
+lookup, chat identities and messages), at a fixed cost whatever the number of items: one
+query for all the messages named, one for the chat identities not yet known, one bulk
+write for all the favorites. An item's own error (a bad number,
 an unknown message, no target) is its result, and the other items go on; errors of the
 whole request (the token, the instance, too many items) fail it all.
 
@@ -23,6 +24,7 @@ from favgate.errors import (
     MessageNotFound,
 )
 from favgate.resolvers.favorites import FavoriteResult, Target, now
+from favgate.resolvers.identities import resolve_chats
 from favgate.storage import FavoriteTarget, Instance, Message, Storage
 
 MAX_ITEMS = 100
@@ -57,7 +59,9 @@ async def set_favorites(
     targets = [_target(item) for item in items]
     message_ids = [t.message_id for t in targets if isinstance(t, Target) and t.message_id]
     messages = await storage.messages.get_many(instance.name, message_ids)
-    resolved = [_resolve(target, messages) for target in targets]
+    chat_jids = [t.chat_jid for t in targets if isinstance(t, Target) and t.message_id is None]
+    chats = await resolve_chats(storage, instance.name, [jid for jid in chat_jids if jid])
+    resolved = [_resolve(target, messages, chats) for target in targets]
     # A dict keeps each target once, at its first place, with the last item's state.
     states = {
         target: item.favorite
@@ -79,11 +83,14 @@ def _target(item: FavoriteItem) -> Target | BadRequest:
 
 
 def _resolve(
-    target: Target | BadRequest, messages: Mapping[str, Message]
+    target: Target | BadRequest, messages: Mapping[str, Message], chats: Mapping[str, str]
 ) -> FavoriteTarget | FavgateError:
     if isinstance(target, BadRequest):
         return target
-    message = None if target.message_id is None else messages.get(target.message_id)
+    if target.message_id is None:
+        assert target.chat_jid is not None  # from_request guarantees one of the two
+        return target.resolve(chats[target.chat_jid])
+    message = messages.get(target.message_id)
     try:
         return target.resolve(None if message is None else message.chat_jid)
     except MessageNotFound as exc:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from favgate.errors import InstanceNotConnected, MessageNotFound, TargetRequired
+from favgate.resolvers.identities import resolve_chat
 from favgate.resolvers.jids import normalize_number
 from favgate.resolvers.pagination import decode_cursor, encode_cursor, page_size
 from favgate.resolvers.validation import require_text
@@ -36,7 +37,10 @@ _MESSAGES = {
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What a request names: a message by id (which wins), or a chat by number or JID."""
+    """What a request names: a message by id (which wins), or a chat by number or JID.
+
+    ``chat_jid`` is the JID as given; ``resolve_chat`` finds the chat it names.
+    """
 
     message_id: str | None = None
     chat_jid: str | None = None
@@ -50,17 +54,15 @@ class Target:
             return cls(chat_jid=normalize_number(number))
         raise TargetRequired()
 
-    def resolve(self, message_chat: str | None) -> FavoriteTarget:
-        """What a favorite is recorded on; for a message, ``message_chat`` is the chat the
-        caller found it in (None: ``MessageNotFound``)."""
+    def resolve(self, chat: str | None) -> FavoriteTarget:
+        """What a favorite is recorded on, in ``chat``: for a message, the chat the caller
+        found it in (None: ``MessageNotFound``); for a chat, the one its JID names."""
         if self.message_id is None:
-            assert self.chat_jid is not None  # from_request guarantees one of the two
-            return FavoriteTarget(type=FavoriteType.CHAT, chat_jid=self.chat_jid)
-        if message_chat is None:
+            assert chat is not None  # a chat JID always names a chat
+            return FavoriteTarget(type=FavoriteType.CHAT, chat_jid=chat)
+        if chat is None:
             raise MessageNotFound()
-        return FavoriteTarget(
-            type=FavoriteType.MESSAGE, chat_jid=message_chat, message_id=self.message_id
-        )
+        return FavoriteTarget(type=FavoriteType.MESSAGE, chat_jid=chat, message_id=self.message_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +103,7 @@ async def get_favorite(storage: Storage, instance: Instance, target: Target) -> 
     """The favorite record of ``target``, current or switched off; None if there never was one."""
     if target.message_id is not None:
         return await storage.favorites.get_message(instance.name, target.message_id)
-    assert target.chat_jid is not None  # Target.from_request guarantees one of the two
-    chat = FavoriteTarget(type=FavoriteType.CHAT, chat_jid=target.chat_jid)
-    return await storage.favorites.get(instance.name, chat)
+    return await storage.favorites.get(instance.name, await _resolve(storage, instance, target))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +131,11 @@ async def list_favorites(
     after: str | None = None,
 ) -> FavoritePage:
     """Current favorites of ``instance``, newest first, from the cursor ``after``."""
+    chat_jid = None if chat is None else normalize_number(chat, "chatJid")
     where = FavoriteFilter(
         instance=instance.name,
         type=type,
-        chat_jid=None if chat is None else normalize_number(chat, "chatJid"),
+        chat_jid=None if chat_jid is None else await resolve_chat(storage, instance.name, chat_jid),
     )
     size = page_size(first)
     position = None if after is None else decode_cursor(after)
@@ -148,9 +149,10 @@ async def list_favorites(
 
 
 async def _resolve(storage: Storage, instance: Instance, target: Target) -> FavoriteTarget:
-    if target.message_id is None:
-        return target.resolve(None)
-    return target.resolve(await storage.messages.chat_of(instance.name, target.message_id))
+    if target.message_id is not None:
+        return target.resolve(await storage.messages.chat_of(instance.name, target.message_id))
+    assert target.chat_jid is not None  # from_request guarantees one of the two
+    return target.resolve(await resolve_chat(storage, instance.name, target.chat_jid))
 
 
 def now() -> datetime:

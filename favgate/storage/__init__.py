@@ -13,8 +13,14 @@ from pymongo import WriteConcern
 
 from favgate.config import DEFAULT_CACHE_TTL, Settings
 from favgate.storage import driver
-from favgate.storage.caching import CachingDirectory, CachingMessages
+from favgate.storage.caching import (
+    CachingChats,
+    CachingDirectory,
+    CachingFavorites,
+    CachingMessages,
+)
 from favgate.storage.changes import FavoriteChange, FavoriteChanges, ResumeToken, Subscriber
+from favgate.storage.chats import Sighting
 from favgate.storage.directory import Directory
 from favgate.storage.documents import Documents
 from favgate.storage.favorites import Favorites
@@ -50,6 +56,7 @@ __all__ = [
     "Position",
     "RateLimitWindows",
     "ResumeToken",
+    "Sighting",
     "Storage",
     "Subscriber",
     "open_storage",
@@ -67,7 +74,8 @@ class Storage:
         # Caches of this Storage's own (see storage.caching): one per app, never shared.
         self.directory: Directory = CachingDirectory(database, cache_ttl)
         self.messages: Messages = CachingMessages(database)
-        self.favorites = Favorites(database)
+        self.chats = CachingChats(database, cache_ttl)
+        self.favorites: Favorites = CachingFavorites(database, self.chats)
         self.changes = FavoriteChanges(database)
         self.rate_limits = RateLimitWindows(database)
         self.documents = Documents(database)

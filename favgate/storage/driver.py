@@ -42,3 +42,12 @@ async def close(client: Client) -> None:
     result = client.close()
     if inspect.isawaitable(result):
         await result
+
+
+async def aggregate(collection: Any, pipeline: list[dict[str, Any]], length: int) -> list[Any]:
+    """Up to ``length`` documents of ``pipeline`` run on ``collection``: PyMongo's
+    ``aggregate`` is a coroutine that gives the cursor, motor's gives it at once."""
+    cursor = collection.aggregate(pipeline)
+    if inspect.isawaitable(cursor):
+        cursor = await cursor
+    return list(await cursor.to_list(length))

@@ -95,6 +95,25 @@ class Favorites:
         cursor = self._favorites.find(query).sort(_NEWEST_FIRST).limit(limit)
         return [Favorite.from_document(doc) for doc in await cursor.to_list(limit)]
 
+    async def chat_records(self, instance: str) -> list[Favorite]:
+        """Every chat favorite record of ``instance``, current or switched off."""
+        query = {"instance": instance, "type": FavoriteType.CHAT.value, "message_id": None}
+        docs = await self._favorites.find(query).to_list(None)
+        return [Favorite.from_document(doc) for doc in docs]
+
+    async def merge(
+        self, instance: str, into: FavoriteTarget, state: Favorite, aliases: Iterable[str]
+    ) -> None:
+        """Record ``state`` on ``into``, then delete the records ``aliases`` (their ids):
+        the one place where records are deleted, as they name a chat ``into`` names too.
+        Run again after a failure, it finishes the job."""
+        dates = {"favorited_at": state.favorited_at, "updated_at": state.updated_at}
+        update = {"$set": {"favorite": state.favorite, **dates}}
+        await self._favorites.update_one(_key(instance, into), update, upsert=True)
+        ids = [ObjectId(alias) for alias in aliases]
+        if ids:
+            await self._favorites.delete_many({"_id": {"$in": ids}, "instance": instance})
+
     async def count(self, where: FavoriteFilter) -> int:
         return int(await self._favorites.count_documents(_current(where)))
 

@@ -26,6 +26,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     MESSAGES: [
         IndexModel([("instance", ASCENDING), ("id", ASCENDING)], unique=True, name="id_unique"),
+        # Chat identities (storage.chats): a $lookup is indexed when the index leads with
+        # the looked-up field.
+        IndexModel([("chat_jid", ASCENDING), ("instance", ASCENDING)], name="chat"),
+        IndexModel([("chat_jid_alt", ASCENDING), ("instance", ASCENDING)], name="chat_alt"),
     ],
     FAVORITES: [
         # One record per target: concurrent identical requests cannot create two. The
@@ -60,6 +64,7 @@ INDEXES: dict[str, list[IndexModel]] = {
             ],
             name="current_by_chat_newest_first",
         ),
+        IndexModel([("chat_jid", ASCENDING), ("instance", ASCENDING)], name="chat"),
     ],
     RATE_LIMITS: [
         # Idle keys disappear once their last hit has left the window (storage.ratelimits).
