@@ -329,3 +329,24 @@ async def test_each_storage_has_caches_of_its_own(
     await storage.directory.reset_account("acme", hash_token(generate_token()))
     # The other storage never cached it: it reads the database, where the token is gone.
     assert await elsewhere.directory.find_caller(acme) is None
+
+
+async def test_any_write_of_the_directory_clears_its_cache(
+    storage: Storage, tenants: Tenants
+) -> None:
+    """Writes are watched at the collection, not per repository method: a write method
+    added to Directory (here, a raw write through its collection) keeps the cache fresh."""
+    key = hash_token(tenants.main_token)
+    assert await storage.directory.find_caller(key) == Caller(account="acme", instance="main")
+    await storage.directory._instances.update_one(  # type: ignore[attr-defined]
+        {"name": "main"}, {"$set": {"token_hashes": ["another"]}}
+    )
+    assert await storage.directory.find_caller(key) is None
+
+
+async def test_any_write_of_messages_clears_their_chats(storage: Storage, tenants: Tenants) -> None:
+    assert await storage.messages.chat_of("main", MESSAGE_ID) == CHAT_JID
+    await storage.messages._messages.update_one(  # type: ignore[attr-defined]
+        {"instance": "main", "id": MESSAGE_ID}, {"$set": {"chat_jid": GROUP_JID}}
+    )
+    assert await storage.messages.chat_of("main", MESSAGE_ID) == GROUP_JID

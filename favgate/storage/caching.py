@@ -18,14 +18,15 @@ itself, so:
   through this ``Storage`` marks its JID as favorited at once, so that the next request
   for another spelling of the chat finds it without waiting for the TTL.
 
-Changes made through this ``Storage`` clear what they could have made stale once they are
-done, so a process reads its own writes (the CLI, tests). Changes made elsewhere (another
-process, the upstream engine) take effect within the TTL.
+Writes made through this ``Storage`` clear what they could have made stale once they are
+done (``WatchedDatabase``: the writes themselves, not an override per write method), so a
+process reads its own writes (the CLI, tests). Changes made elsewhere (another process,
+the upstream engine) take effect within the TTL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -33,10 +34,11 @@ from typing import Any
 from favgate.cache import MISS, Lookup, LruCache
 from favgate.config import MAX_CACHE_TTL
 from favgate.storage.chats import Chats, Sighting
-from favgate.storage.directory import Directory, Owner
+from favgate.storage.directory import Directory
 from favgate.storage.favorites import Favorites
+from favgate.storage.indexes import ACCOUNTS, INSTANCES, MESSAGES
 from favgate.storage.messages import Messages
-from favgate.storage.records import Caller, FavoriteTarget, FavoriteType, Instance, InstanceStatus
+from favgate.storage.records import Caller, FavoriteTarget, FavoriteType, Instance
 
 # Bounds on memory: a flood of random tokens evicts old entries instead of growing.
 MAX_CALLERS = 10_000
@@ -45,11 +47,72 @@ MAX_MESSAGE_CHATS = 65_536
 MAX_SIGHTINGS = 65_536
 
 
+# The collection methods that write. A cache over a collection is cleared after each of
+# them, whichever repository method called it.
+WRITES = frozenset(
+    {
+        "insert_one",
+        "insert_many",
+        "update_one",
+        "update_many",
+        "replace_one",
+        "delete_one",
+        "delete_many",
+        "find_one_and_update",
+        "find_one_and_replace",
+        "find_one_and_delete",
+        "bulk_write",
+        "drop",
+    }
+)
+
+
+class WatchedDatabase:
+    """A database whose ``watched`` collections call ``changed`` after every write.
+
+    Repositories are built over it, so their caches are cleared by the writes themselves:
+    a write method added to a repository needs no cache code of its own to keep them
+    fresh."""
+
+    def __init__(self, database: Any, watched: Iterable[str], changed: Callable[[], None]):
+        self._database = database
+        self._watched = frozenset(watched)
+        self._changed = changed
+
+    def __getitem__(self, name: str) -> Any:
+        collection = self._database[name]
+        if name in self._watched:
+            return _WatchedCollection(collection, self._changed)
+        return collection
+
+
+class _WatchedCollection:
+    def __init__(self, collection: Any, changed: Callable[[], None]) -> None:
+        self._collection = collection
+        self._changed = changed
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._collection, name)
+        if name not in WRITES:
+            return attribute
+
+        async def write(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await attribute(*args, **kwargs)
+            finally:  # a failed write may have been applied all the same
+                self._changed()
+
+        return write
+
+
 class CachingDirectory(Directory):
+    """The directory, its caller and instance lookups cached; any write to accounts or
+    instances clears them."""
+
     def __init__(self, database: Any, ttl: float) -> None:
         if not 0 <= ttl <= MAX_CACHE_TTL:
             raise ValueError(f"the cache TTL must be from 0 to {MAX_CACHE_TTL} seconds")
-        super().__init__(database)
+        super().__init__(WatchedDatabase(database, (ACCOUNTS, INSTANCES), self._forget))
         self._caller_lookup: Lookup[str, Caller | None] = Lookup(
             LruCache(MAX_CALLERS, ttl), super().find_caller
         )
@@ -63,51 +126,6 @@ class CachingDirectory(Directory):
     async def find_instance(self, name: str) -> Instance | None:
         return await self._instance_lookup(name)
 
-    async def create_account(self, name: str, token_hash: str) -> None:
-        await super().create_account(name, token_hash)
-        self._forget()
-
-    async def create_instance(
-        self, name: str, account: str, status: InstanceStatus, token_hash: str
-    ) -> None:
-        await super().create_instance(name, account, status, token_hash)
-        self._forget()
-
-    async def set_instance_status(self, name: str, status: InstanceStatus) -> bool:
-        changed = await super().set_instance_status(name, status)
-        self._forget()
-        return changed
-
-    async def reset_account(self, name: str, token_hash: str) -> None:
-        await super().reset_account(name, token_hash)
-        self._forget()
-
-    async def reset_instance(
-        self, name: str, account: str, status: InstanceStatus, token_hash: str
-    ) -> None:
-        await super().reset_instance(name, account, status, token_hash)
-        self._forget()
-
-    async def add_token(self, owner: Owner, name: str, token_hash: str) -> bool:
-        added = await super().add_token(owner, name, token_hash)
-        self._forget()
-        return added
-
-    async def revoke_token(self, owner: Owner, name: str, token_hash: str) -> bool:
-        revoked = await super().revoke_token(owner, name, token_hash)
-        self._forget()
-        return revoked
-
-    async def revoke_all(self, owner: Owner, name: str) -> int | None:
-        revoked = await super().revoke_all(owner, name)
-        self._forget()
-        return revoked
-
-    async def delete_instance(self, name: str, purge: bool = False) -> int | None:
-        deleted = await super().delete_instance(name, purge)
-        self._forget()
-        return deleted
-
     def _forget(self) -> None:
         # Writes are rare (the CLI, demo seeding): forgetting everything is simplest, and
         # the old hash of a rotated token is not known here. Lookups in flight during the
@@ -117,9 +135,12 @@ class CachingDirectory(Directory):
 
 
 class CachingMessages(Messages):
+    """Messages, each one's chat cached; an import (any write) clears the cache, since it
+    may correct a message's chat."""
+
     def __init__(self, database: Any) -> None:
-        super().__init__(database)
         self._chat_cache: LruCache[tuple[str, str], str] = LruCache(MAX_MESSAGE_CHATS)
+        super().__init__(WatchedDatabase(database, (MESSAGES,), self._chat_cache.clear))
 
     async def chat_of(self, instance: str, message_id: str) -> str | None:
         chat = self._chat_cache.get((instance, message_id))
@@ -130,13 +151,6 @@ class CachingMessages(Messages):
             self._chat_cache.put((instance, message_id), found)
             chat = found
         return chat
-
-    async def upsert_many(self, instance: str, messages: Iterable[Mapping[str, Any]]) -> int:
-        # An import may correct a message's chat: drop what it replaces.
-        messages = list(messages)
-        for message in messages:
-            self._chat_cache.discard((instance, message["id"]))
-        return await super().upsert_many(instance, messages)
 
 
 class CachingChats(Chats):
