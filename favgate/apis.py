@@ -60,8 +60,10 @@ class Api(enum.Enum):
 
 
 def refusal(api: Api | None, error: FavgateError, scope: Scope) -> Response:
-    """``error`` in the shape of the API the request was for (REST's for other paths)."""
-    if api is Api.GRAPHQL:
+    """``error`` in the shape of the API the request was for; for a path of neither, in
+    GraphQL's under ``/graphql/`` (a client's misspelling of its endpoint), else REST's."""
+    path: str = scope.get("path", "")
+    if api is Api.GRAPHQL or (api is None and path.startswith(GRAPHQL_PATH + "/")):
         return graphql_errors([error_entry(error)], error.status_code, scope, error.headers)
     return rest_error(error)
 

@@ -23,6 +23,8 @@ refuses answers (``favgate.apis`` renders every refusal as GraphQL JSON with a c
 8. **Execute**; errors are made public (``favgate.schema.errors``), the operation counted
    (``favgate.metrics``; operation names only from authenticated requests).
 
+Every answer is ``Cache-Control: private``: it is one tenant's, chosen by a header.
+
 Status codes follow the GraphQL over HTTP spec: with ``application/graphql-response+json``
 a request that never executed answers 4xx without ``data``; with ``application/json``
 parse, validation and variable errors answer 200, as that media type expects. An outage
@@ -45,6 +47,7 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     parse,
+    print_ast,
     specified_rules,
     validate,
 )
@@ -85,6 +88,7 @@ PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type", "__typename"})
+PER_CALLER = {"Cache-Control": "private", "Vary": "Accept, Token, Authorization"}
 
 
 class RequestErrors(Exception):
@@ -147,6 +151,8 @@ class GraphQLTransport:
             response = apis.public_refusal(apis.Api.GRAPHQL, exc, scope)
             if isinstance(exc, FavgateError):
                 count_refused(exc.code)
+        # An answer is one tenant's, chosen by a header: for the caller's own cache only.
+        response.headers.update(PER_CALLER)
         await response(scope, receive, send)
 
     async def respond(self, request: Request) -> Response:
@@ -158,6 +164,7 @@ class GraphQLTransport:
         if not identity.authenticated and not self.settings.introspection:
             raise InvalidToken()
         storage: Storage = request.state.storage
+        identity.budget.refuse_if_spent()
         try:
             executor, resolved = await self._prepare(request, identity, storage)
         except (RequestErrors, FavgateError) as exc:
@@ -165,8 +172,9 @@ class GraphQLTransport:
                 await identity.budget.charge(1)
             raise
         await identity.budget.charge(executor.cost)
-        if identity.authenticated:
-            await self.documents.register(storage.documents, resolved)
+        if identity.authenticated and resolved.register is not None:
+            printed = print_ast(executor.document)
+            await self.documents.register(storage.documents, resolved, printed)
         result = await executor.run()
         return self._finish(request, identity, executor, result)
 
@@ -259,6 +267,7 @@ class GraphQLTransport:
 class Prepared:
     """An operation ready to run: its variables coerced, its cost known."""
 
+    document: DocumentNode
     operation: OperationDefinitionNode
     operation_name: str | None
     executor: Any  # the schema's executor, built for this request
@@ -290,7 +299,7 @@ class Prepared:
         if isinstance(executor, list):  # the variables do not fit their definitions
             raise RequestErrors(executor, BAD_USER_INPUT)
         cost = operation_cost(operation, checked.fragments, executor.variable_values.coerced)
-        return cls(operation, name, executor, cost)
+        return cls(checked.document, operation, name, executor, cost)
 
     async def run(self) -> ExecutionResult:
         result = self.executor.execute_operation()

@@ -7,7 +7,9 @@ Two modes, chosen by ``FAVGATE_TRUSTED_DOCUMENTS``:
   the text registered under it runs; an unknown hash answers ``PERSISTED_QUERY_NOT_FOUND``,
   and the client sends the text with its hash, which must match it. A text found valid
   is registered in MongoDB (``favgate.storage.documents``), shared by every replica, and
-  cached in process. A hash-only GET is a short, cacheable URL.
+  cached in process; a registration expires after a day, and the client registers the
+  document again when it next meets ``PERSISTED_QUERY_NOT_FOUND``. A hash-only GET is a
+  short URL.
 - **Trusted documents** (production). The setting names a JSON manifest
   ``{"<sha256>": "<document>"}``, as GraphQL Codegen's client preset or Relay's persisted
   queries emit it. Only those documents run, named by hash or sent as identical text;
@@ -81,10 +83,12 @@ class PersistedDocuments:
             self._remember(wanted, text)
         return Resolved(text)
 
-    async def register(self, store: Documents, resolved: Resolved) -> None:
+    async def register(self, store: Documents, resolved: Resolved, printed: str) -> None:
+        """Register the document, ``printed`` without its comments and spacing: what a
+        client pads a document with is not kept (registrations expire, see Documents)."""
         if resolved.register is not None:
-            await store.put(resolved.register, resolved.text)
-            self._remember(resolved.register, resolved.text)
+            await store.put(resolved.register, printed)
+            self._remember(resolved.register, printed)
 
     def _trusted(self, query: str | None, wanted: str | None) -> Resolved | None:
         assert self.trusted is not None and self._trusted_texts is not None
@@ -113,7 +117,8 @@ def requested_hash(extensions: Mapping[str, Any]) -> str | None:
     persisted = extensions.get("persistedQuery")
     if persisted is None:
         return None
-    if not isinstance(persisted, dict) or persisted.get("version") != 1:
+    version = persisted.get("version") if isinstance(persisted, dict) else None
+    if type(version) is not int or version != 1:  # true == 1 == 1.0 in Python; not in JSON
         raise InvalidGraphQLRequest("extensions.persistedQuery must have version 1")
     wanted = persisted.get("sha256Hash")
     if not isinstance(wanted, str) or not _SHA256.fullmatch(wanted):

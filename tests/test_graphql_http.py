@@ -14,8 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, MESSAGE_ID, Tenants, serving
+from conftest import CHAT_JID, MESSAGE_ID, LifespanApp, Tenants, serving
+from graphql import parse, print_ast
+from starlette.routing import Route
 
+from favgate.app import create_app
 from favgate.config import Settings
 from favgate.storage import Storage
 
@@ -445,7 +448,7 @@ async def test_automatic_persisted_queries(
         headers={"token": token},
     )
     assert response.json() == {"data": {"favorites": {"totalCount": 0}}}
-    assert await storage.documents.get(sha256(QUERY)) == QUERY
+    assert await storage.documents.get(sha256(QUERY)) == print_ast(parse(QUERY))
 
 
 async def test_a_hash_must_match_its_document(client: httpx.AsyncClient, tenants: Tenants) -> None:
@@ -483,3 +486,79 @@ async def test_trusted_documents_only(
         response = await post(client, {"query": other, "extensions": persisted(other)}, token)
         assert code_of(response) == "PERSISTED_QUERY_NOT_FOUND"
         assert await storage.documents.get(sha256(other)) is None
+
+
+# --- Found by attacking the transport -----------------------------------------------------
+
+
+async def test_a_client_over_its_budget_gets_no_work_done(
+    settings: Settings, storage: Storage, tenants: Tenants
+) -> None:
+    application = create_app(settings.replace(rate_limit=1))
+    [transport] = [
+        r.app for r in application.routes if isinstance(r, Route) and r.path == "/graphql"
+    ]
+    async with application.router.lifespan_context(application) as state:
+        asgi = httpx.ASGITransport(app=LifespanApp(application, dict(state or {})))
+        async with httpx.AsyncClient(transport=asgi, base_url="http://favgate.test") as client:
+            assert (await post(client, {"query": "{ __typename }"}, tenants.acme_token)).is_success
+            known = len(transport._checked)
+            for i in range(5):  # unique, heavy documents: none of them is parsed
+                query = "{" + " __typename" * 1900 + f" # {i}\n}}"
+                response = await post(client, {"query": query}, tenants.acme_token)
+                assert response.status_code == 429
+                assert code_of(response) == "RATE_LIMITED"
+                assert int(response.headers["retry-after"]) >= 1
+            assert len(transport._checked) == known
+
+
+async def test_answers_are_for_the_callers_cache_only(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    response = await client.get(
+        "/graphql", params={"query": "{ __typename }"}, headers={"token": tenants.acme_token}
+    )
+    assert response.headers["cache-control"] == "private"
+    assert {v.strip().lower() for v in response.headers["vary"].split(",")} >= {
+        "token",
+        "authorization",
+        "accept",
+    }
+
+
+async def test_registered_documents_are_kept_without_padding_and_expire(
+    client: httpx.AsyncClient, tenants: Tenants, storage: Storage
+) -> None:
+    junk = "{ __typename }\n#" + "x" * 60_000
+    body = {"query": junk, "extensions": persisted(junk)}
+    assert (await post(client, body, tenants.acme_token)).status_code == 200
+    collection = storage._database["persisted_documents"]
+    [stored_document] = await collection.find({}).to_list(None)
+    assert stored_document["text"] == "{\n  __typename\n}"
+    indexes = await collection.index_information()
+    assert indexes["registered_at_ttl"]["expireAfterSeconds"] == 24 * 3600
+    response = await post(client, {"extensions": persisted(junk)}, tenants.acme_token)
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", 2])
+async def test_persisted_query_version_is_the_integer_1(
+    client: httpx.AsyncClient, tenants: Tenants, version: Any
+) -> None:
+    query = "{ __typename }"
+    extensions = {"persistedQuery": {"version": version, "sha256Hash": sha256(query)}}
+    response = await post(client, {"query": query, "extensions": extensions}, tenants.acme_token)
+    assert (response.status_code, code_of(response)) == (400, "BAD_REQUEST")
+
+
+async def test_a_misspelt_graphql_path_answers_in_graphql_shape(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    response = await post_to(client, "/graphql/", {"query": "{ __typename }"}, tenants.acme_token)
+    assert response.status_code == 404
+    assert code_of(response) == "NOT_FOUND"
+
+
+async def post_to(client: httpx.AsyncClient, path: str, body: Any, token: str) -> httpx.Response:
+    headers = {"content-type": "application/json", "token": token}
+    return await client.post(path, content=json.dumps(body), headers=headers)

@@ -23,6 +23,14 @@ class Budget:
         if not self.last.admitted:
             raise RateLimited()
 
+    def refuse_if_spent(self) -> None:
+        """``RateLimited`` at once when the budget is known to be spent (``Limiter.spent``):
+        a client that cannot pay gets no work done, not even a look at its request."""
+        refusal = self.limiter.spent(self.key)
+        if refusal is not None:
+            self.last = refusal
+            raise RateLimited()
+
     @property
     def limit(self) -> int:
         return self.limiter.policy.limit

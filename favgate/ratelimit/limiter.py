@@ -212,6 +212,20 @@ class Limiter:
             state.checking = asyncio.create_task(self._check(state))
         return await waiter.decided
 
+    def spent(self, key: str) -> Decision | None:
+        """A refusal decided without the store, when the key's last check here left no
+        unit to spend until a bucket leaves the window and no lease is running; else None
+        (the store decides). For what must not even be looked at while a client cannot
+        pay. Other processes only ever spend more, so this refuses nothing the store would
+        admit, but for units another process gives back early (a second at most)."""
+        state = self._keys.get(key)
+        if state is None or self._live_lease(state, time.monotonic()) is not None:
+            return None
+        now = datetime.now(UTC)
+        if _fits_at(state.window.buckets, self.policy, 1, now) <= now:
+            return None
+        return decide(state.window.buckets, self.policy, admitted=False, cost=1, now=now)
+
     async def close(self) -> None:
         """Give back every unspent lease; at shutdown, while the database is there."""
         tasks = [s.checking for s in self._keys.values() if s.checking is not None]

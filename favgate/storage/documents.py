@@ -2,12 +2,14 @@
 
 Every replica registers and finds documents here, so a hash registered through one
 gateway runs on all of them. A document is written once and never changes: its key is
-its own hash.
+its own hash. A TTL index removes each a day after it was registered, so that what
+clients register cannot pile up (they register a document again when it is gone).
 """
 
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -28,5 +30,7 @@ class Documents:
         # A DuplicateKeyError: registered concurrently by another request.
         with contextlib.suppress(DuplicateKeyError):
             await self._documents.update_one(
-                {"_id": sha256}, {"$setOnInsert": {"text": text}}, upsert=True
+                {"_id": sha256},
+                {"$setOnInsert": {"text": text, "registered_at": datetime.now(UTC)}},
+                upsert=True,
             )

@@ -12,6 +12,7 @@ MESSAGES = "messages"
 FAVORITES = "favorites"
 RATE_LIMITS = "rate_limits"
 DOCUMENTS = "persisted_documents"
+DOCUMENT_LIFETIME_SECONDS = 24 * 3600
 
 INDEXES: dict[str, list[IndexModel]] = {
     ACCOUNTS: [
@@ -69,6 +70,14 @@ INDEXES: dict[str, list[IndexModel]] = {
     RATE_LIMITS: [
         # Idle keys disappear once their last hit has left the window (storage.ratelimits).
         IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_at_ttl"),
+    ],
+    DOCUMENTS: [
+        # Registered persisted queries expire a day after registration (storage.documents).
+        IndexModel(
+            [("registered_at", ASCENDING)],
+            expireAfterSeconds=DOCUMENT_LIFETIME_SECONDS,
+            name="registered_at_ttl",
+        ),
     ],
 }
 
