@@ -26,8 +26,9 @@ from favgate.config import Settings
 from favgate.limiter import Limiter, Policy
 from favgate.logs import RequestIdMiddleware
 from favgate.ratelimit import RateLimitMiddleware
-from favgate.schema import SUBSCRIPTION_PROTOCOLS, GraphQLView, build_schema
+from favgate.schema import GraphQLView, build_schema
 from favgate.storage import Storage, open_storage
+from favgate.websocket import WebSocketView
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +55,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await limiter.close()  # unspent leases go back while the database is there
             await storage.close()
 
-    graphql = GraphQLView(
-        build_schema(settings),
-        graphql_ide="graphiql" if settings.graphiql else None,
-        subscription_protocols=SUBSCRIPTION_PROTOCOLS,
+    schema = build_schema(settings)
+    graphql = GraphQLView(schema, graphql_ide="graphiql" if settings.graphiql else None)
+    subscriptions = WebSocketView(
+        schema,
+        max_message_bytes=settings.max_body_bytes,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        max_subscriptions_per_token=settings.max_subscriptions_per_token,
     )
     routes = [
         # The busiest first: the router tries routes in order, on every request.
@@ -68,7 +71,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         *openapi.routes,
         # Subscriptions: a Route only matches HTTP, a WebSocketRoute only WebSockets.
-        WebSocketRoute("/graphql", graphql),
+        WebSocketRoute("/graphql", subscriptions),
         *metrics.routes,
         *graphiql.routes(settings.graphiql),
     ]

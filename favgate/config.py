@@ -50,7 +50,8 @@ class Settings:
     # How long a request waits for an unreachable database before answering 503.
     database_timeout_ms: int = 5000
     graphiql: bool = True
-    # Abuse limits: GraphQL documents (favgate.schema.limits), request bodies (favgate.bodylimit).
+    # Abuse limits: GraphQL documents (favgate.schema.limits), request bodies (favgate.bodylimit)
+    # and WebSocket messages (favgate.websocket).
     introspection: bool = True
     max_query_depth: int = 10
     max_query_aliases: int = 15
@@ -59,6 +60,8 @@ class Settings:
     log_level: str = "info"
     # Subscriptions (and other operations in flight) one WebSocket connection may hold.
     max_subscriptions_per_connection: int = 10
+    # Subscriptions one token may hold open in each process, all its connections together.
+    max_subscriptions_per_token: int = 100
     cache_ttl_seconds: float = DEFAULT_CACHE_TTL
     # Requests per token per 60 s, shared by REST and GraphQL (favgate.ratelimit).
     rate_limit: int = 100
@@ -91,6 +94,7 @@ class Settings:
             max_subscriptions_per_connection=_integer(
                 env, "FAVGATE_MAX_SUBSCRIPTIONS_PER_CONNECTION", 10
             ),
+            max_subscriptions_per_token=_integer(env, "FAVGATE_MAX_SUBSCRIPTIONS_PER_TOKEN", 100),
             cache_ttl_seconds=_cache_ttl(env.get("FAVGATE_CACHE_TTL_SECONDS")),
             rate_limit=_integer(env, "FAVGATE_RATE_LIMIT", 100),
             rate_limit_leases=_boolean(env, "FAVGATE_RATE_LIMIT_LEASES", True),

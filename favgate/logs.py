@@ -124,6 +124,25 @@ def _access_fields(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+class WebSocketLines(logging.Filter):
+    """One line per WebSocket connection, without its query string.
+
+    uvicorn logs each connection (``"WebSocket /graphql" [accepted]``) with its query
+    string, where a browser client may have put a token; the ``websockets`` package it
+    runs logs ``connection open`` and ``connection closed`` besides, which say no more.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "uvicorn.error":
+            return True
+        if record.msg in ("connection open", "connection closed"):
+            return False
+        args = record.args
+        if str(record.msg).startswith('%s - "WebSocket %s"') and isinstance(args, tuple):
+            record.args = (args[0], str(args[1]).split("?", 1)[0], *args[2:])
+        return True
+
+
 def configure_logging(level: str) -> None:
     """Send every logger, uvicorn's included, through one JSON handler on stderr.
 
@@ -131,6 +150,7 @@ def configure_logging(level: str) -> None:
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(WebSocketLines())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

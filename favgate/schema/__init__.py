@@ -19,14 +19,13 @@ from favgate.config import Settings
 from favgate.metrics import OperationMetrics, count_operation
 from favgate.schema import limits
 from favgate.schema.batch import FavoriteError
-from favgate.schema.context import SUBSCRIPTION_PROTOCOLS, Context, GraphQLView, build_context
+from favgate.schema.context import Context, GraphQLView, build_context
 from favgate.schema.errors import PublicErrors, public_errors
 from favgate.schema.known import KnownOperations, Operation, pick_operation, stands_in_for
 from favgate.schema.operations import Mutation, Query
 from favgate.schema.subscriptions import Subscription
 
 __all__ = [
-    "SUBSCRIPTION_PROTOCOLS",
     "Context",
     "GraphQLView",
     "Schema",

@@ -15,8 +15,6 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.dataloader import DataLoader
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types.unset import UnsetType
 
 from favgate import graphiql
 from favgate.auth import Access, token_from_headers
@@ -28,10 +26,6 @@ if TYPE_CHECKING:
 
 MessageKey = tuple[str, str]  # (instance, message id)
 
-# The WebSocket speaks graphql-transport-ws only: the legacy graphql-ws protocol (of
-# subscriptions-transport-ws) is deprecated by its authors, and one protocol is one less
-# set of rules to secure.
-SUBSCRIPTION_PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
 _LONG_NUMBER = re.compile(rb"[0-9]{19}")
 
 
@@ -42,8 +36,9 @@ class Context:
     # Per request, so that one query's messages are fetched together and never cached
     # across requests.
     messages: DataLoader[MessageKey, Message | None]
-    # The limiter that charged this HTTP request and the key it charged (favgate.ratelimit);
-    # None when nothing was charged (no known token, or a WebSocket).
+    # The limiter that charged this HTTP request and the key it charged (favgate.ratelimit),
+    # or a WebSocket's, which charges each subscription (favgate.websocket); None when
+    # nothing is charged (no known token).
     rate_limit: tuple[RateLimiter, str] | None = None
     # A WebSocket's connection_init payload; Strawberry sets it before on_ws_connect.
     connection_params: dict[str, Any] | None = None
@@ -119,26 +114,11 @@ class GraphQLView(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        # HTTP only: the WebSocket has a view of its own (favgate.websocket).
         storage, token = request.state.storage, token_from_headers(request.headers)
-        if isinstance(request, WebSocket):
-            # One context serves the whole connection: a message cache would live as long.
-            return build_context(storage, token, cache_messages=False)
         context = build_context(storage, token, caller=getattr(request.state, "caller", None))
         context.rate_limit = _rate_limit(request.state)
         return context
-
-    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        """A token in the ``connection_init`` payload wins over the upgrade's headers.
-
-        Browsers cannot set headers on a WebSocket, so the payload is where they put it:
-        ``{"token": ...}`` (or ``{"Authorization": "Bearer ..."}``). It is checked, like a
-        header token, by each subscription.
-        """
-        params = {key.lower(): value for key, value in (context.connection_params or {}).items()}
-        if "token" in params or "authorization" in params:
-            fields = {key: value for key, value in params.items() if isinstance(value, str)}
-            context.access = Access(context.storage, token_from_headers(fields))
-        return UnsetType()  # acknowledge with no payload (UNSET itself is typed Any)
 
 
 def _rate_limit(state: State) -> tuple[RateLimiter, str] | None:
