@@ -38,6 +38,7 @@ from websockets.exceptions import ConnectionClosed
 
 from favgate.auth import generate_token
 from favgate.config import ConfigError, Settings
+from favgate.embedded import ServerProcess
 from favgate.storage import Storage, open_storage
 
 START_TIMEOUT = 30.0
@@ -132,6 +133,18 @@ async def test_nothing_before_connection_init(gateway: str, tenants: Tenants) ->
     assert (await closed_by(gateway, "[1]"))[0] == 4400
     # A refused init leaves the connection closed: its subscribe is never read.
     assert await closed_by(gateway, init("not-a-token"), subscribe()) == (4403, "Forbidden")
+
+
+async def test_a_database_away_at_connection_init_closes_1011(
+    own_server: ServerProcess, driver: str
+) -> None:
+    settings = Settings(mongo_driver=driver, database_timeout_ms=500)  # type: ignore[arg-type]
+    settings = settings.with_uri(own_server.uri)
+    token = generate_token()
+    await seed_instance(settings, account_token=token)
+    async with serve(settings) as address:
+        own_server.kill()
+        assert await closed_by(address, init(token)) == (1011, "Service temporarily unavailable")
 
 
 async def test_a_good_token_is_acknowledged(gateway: str, tenants: Tenants) -> None:
