@@ -185,6 +185,14 @@ async def test_a_document_that_does_not_parse_closes_4400(
     assert reason is not None and reason.startswith("Syntax Error")
 
 
+async def test_an_unknown_operation_name_closes_4400(gateway: str, tenants: Tenants) -> None:
+    # Strawberry's reason names the operation: cut to fit, however long the name.
+    message = subscribe(operationName="x" * 500)
+    code, reason = await closed_by(gateway, init(tenants.main_token), message)
+    assert code == 4400
+    assert reason is not None and reason.startswith("Unknown operation named")
+
+
 async def test_a_lone_surrogate_is_bad_user_input(gateway: str, tenants: Tenants) -> None:
     async with client(gateway, {"token": tenants.main_token}) as ws:
         for variables in ({"instance": "\ud800"}, {"instance": "main", "type": "\udfff"}):
@@ -439,6 +447,7 @@ async def test_oversize_frames_are_never_buffered(served: Process) -> None:
 HOSTILE: dict[str, list[str | bytes]] = {
     **{name: [message] for name, message in MALFORMED.items()},
     **{name: [subscribe(query=query)] for name, query in UNPARSABLE.items()},
+    "unknown operation": [subscribe(operationName="x" * 500)],
     "subscribe before init": [subscribe()],
     "wrong token": [init("not-a-token")],
 }
