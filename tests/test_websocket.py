@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Tenants, free_port, seed_instance, with_database
+from conftest import Tenants, collect_leaked_sockets, free_port, seed_instance, with_database
 from test_subscriptions import (
     FAVORITE_CHANGED,
     PROTOCOL,
@@ -145,6 +145,7 @@ async def test_a_database_away_at_connection_init_closes_1011(
     async with serve(settings) as address:
         own_server.kill()
         assert await closed_by(address, init(token)) == (1011, "Service temporarily unavailable")
+    collect_leaked_sockets()  # the lifespan closed the client while it was reconnecting
 
 
 async def test_a_good_token_is_acknowledged(gateway: str, tenants: Tenants) -> None:
