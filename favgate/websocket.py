@@ -21,7 +21,8 @@ view's hooks (its handler and adapter classes, ``get_context``, ``on_ws_connect`
   ``FAVGATE_MAX_SUBSCRIPTIONS_PER_CONNECTION`` per connection (``TOO_MANY_SUBSCRIPTIONS``).
   Every refusal is an ``error`` message carrying ``extensions.code``.
 
-Nothing a client does here is logged, besides uvicorn's one line per connection.
+Nothing a client does here is logged, besides uvicorn's one line per connection (which
+``favgate.logs.WebSocketLines`` keeps to one, without its query string).
 """
 
 from __future__ import annotations
