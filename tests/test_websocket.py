@@ -40,6 +40,7 @@ from favgate.auth import generate_token
 from favgate.config import ConfigError, Settings
 from favgate.embedded import ServerProcess
 from favgate.storage import Storage, open_storage
+from favgate.websocket import INIT_TIMEOUT
 
 START_TIMEOUT = 30.0
 HOSTILE_REPEATS = 100
@@ -443,6 +444,19 @@ async def test_oversize_frames_are_never_buffered(served: Process) -> None:
     peak_growth_kib = served.status("VmHWM") - rss_before
     assert peak_growth_kib < 4 * 1024, f"peak grew by {peak_growth_kib} KiB"
     assert served.status("VmRSS") - rss_before < 4 * 1024
+
+
+async def test_a_silent_connection_is_closed_4408(served: Process) -> None:
+    started = time.monotonic()
+    async with connect(
+        f"ws://{served.address}/graphql",
+        subprotocols=[PROTOCOL],  # type: ignore[list-item]
+    ) as websocket:
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(INIT_TIMEOUT.total_seconds() + TIMEOUT):
+                await websocket.recv()
+    assert websocket.close_code == 4408
+    assert time.monotonic() - started < INIT_TIMEOUT.total_seconds() + 2
 
 
 HOSTILE: dict[str, list[str | bytes]] = {
