@@ -66,7 +66,12 @@ async def drain(websocket: ClientConnection) -> None:
 
 
 async def measure(uri: str, driver: str, subscriptions: int, requests: int) -> list[float]:
-    settings = Settings(mongo_driver=driver, rate_limit=10**9).with_uri(uri)  # type: ignore[arg-type]
+    # One token holds every subscription: no cap or budget of its may stop the bench.
+    settings = Settings(
+        mongo_driver=driver,  # type: ignore[arg-type]
+        rate_limit=10**9,
+        max_subscriptions_per_token=10**6,
+    ).with_uri(uri)
     settings = settings.replace(database=f"bench_{uuid.uuid4().hex[:8]}")
     token = await seed(settings)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), port=0, log_level="warning"))

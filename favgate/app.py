@@ -29,8 +29,9 @@ from favgate.identity import IdentityMiddleware
 from favgate.logs import RequestIdMiddleware
 from favgate.persisted import PersistedDocuments, load_manifest
 from favgate.ratelimit.limiter import Limiter, Policy
-from favgate.schema import SUBSCRIPTION_PROTOCOLS, GraphQLView, build_schema
+from favgate.schema import build_schema
 from favgate.storage import Storage, open_storage
+from favgate.websocket import WebSocketView
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +63,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         None if settings.trusted_documents is None else load_manifest(settings.trusted_documents)
     )
     graphql_http = GraphQLTransport(schema, settings, PersistedDocuments(trusted))
-    graphql = GraphQLView(
+    subscriptions = WebSocketView(
         schema,
-        graphql_ide=None,
-        subscription_protocols=SUBSCRIPTION_PROTOCOLS,
+        max_message_bytes=settings.max_body_bytes,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        max_subscriptions_per_token=settings.max_subscriptions_per_token,
     )
     routes = [
         # The busiest first: the router tries routes in order, on every request.
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         *openapi.routes,
         # Subscriptions: a Route only matches HTTP, a WebSocketRoute only WebSockets.
-        WebSocketRoute("/graphql", graphql),
+        WebSocketRoute("/graphql", subscriptions),
         *metrics.routes,
         *graphiql.routes(settings.graphiql),
     ]

@@ -30,6 +30,7 @@ maps it to an error in one place (``favgate.schema.errors``)::
     ├── UnsupportedMediaType        415  UNSUPPORTED_MEDIA_TYPE
     │                                    "Content-Type must be application/json"
     ├── RateLimited                 429  RATE_LIMITED  "Rate limit exceeded. Try again later."
+    ├── TooManySubscriptions        429  TOO_MANY_SUBSCRIPTIONS  "Subscription limit reached"
     ├── InstanceNotConnected        503  INSTANCE_NOT_CONNECTED
     ├── ServiceUnavailable          503  SERVICE_UNAVAILABLE  (database unreachable)
     └── ChangeStreamsUnavailable    503  SUBSCRIPTIONS_UNAVAILABLE  (no change streams)
@@ -210,6 +211,14 @@ class RateLimited(FavgateError):
     status_code = 429
     code = "RATE_LIMITED"
     message = "Rate limit exceeded. Try again later."
+
+
+class TooManySubscriptions(FavgateError):
+    """A connection or a token holds all the subscriptions it may (see ``favgate.websocket``)."""
+
+    status_code = 429
+    code = "TOO_MANY_SUBSCRIPTIONS"
+    message = "Subscription limit reached"
 
 
 class InstanceNotConnected(FavgateError):

@@ -36,6 +36,10 @@ _SANE_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_REQUEST_ID_LENGTH}}}")
 
 request_id: ContextVar[str | None] = ContextVar("favgate_request_id", default=None)
 logger = logging.getLogger(__name__)
+# Lines of uvicorn.error that add nothing to the connection's own (see WebSocketLines).
+_SAY_NO_MORE = frozenset(
+    {"connection open", "connection closed", "Invalid UTF-8 sequence received from client."}
+)
 
 
 def incoming_request_id(scope: Scope) -> str:
@@ -123,6 +127,27 @@ def _access_fields(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+class WebSocketLines(logging.Filter):
+    """One line per WebSocket connection, without its query string or a client's traceback.
+
+    uvicorn logs each connection (``"WebSocket /graphql" [accepted]``) with its query
+    string, where a browser client may have put a token; the ``websockets`` package it
+    runs logs ``connection open`` and ``connection closed`` besides, which say no more. A
+    text frame that is not UTF-8 is the client's fault (closed 1007), which uvicorn logs
+    as an error with a traceback, a second line for the connection: dropped too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "uvicorn.error":
+            return True
+        if record.msg in _SAY_NO_MORE:
+            return False
+        args = record.args
+        if str(record.msg).startswith('%s - "WebSocket %s"') and isinstance(args, tuple):
+            record.args = (args[0], str(args[1]).split("?", 1)[0], *args[2:])
+        return True
+
+
 def configure_logging(level: str) -> None:
     """Send every logger, uvicorn's included, through one JSON handler on stderr.
 
@@ -130,6 +155,7 @@ def configure_logging(level: str) -> None:
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(WebSocketLines())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

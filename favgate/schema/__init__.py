@@ -16,15 +16,13 @@ from favgate.config import Settings
 from favgate.metrics import OperationMetrics
 from favgate.schema import limits
 from favgate.schema.batch import FavoriteError
-from favgate.schema.context import SUBSCRIPTION_PROTOCOLS, Context, GraphQLView, build_context
+from favgate.schema.context import Context, build_context
 from favgate.schema.errors import PublicErrors
 from favgate.schema.operations import Mutation, Query
 from favgate.schema.subscriptions import Subscription
 
 __all__ = [
-    "SUBSCRIPTION_PROTOCOLS",
     "Context",
-    "GraphQLView",
     "Schema",
     "build_context",
     "build_schema",

@@ -1,33 +1,18 @@
-"""The per-request GraphQL context and the ASGI view that builds it."""
+"""The per-request GraphQL context: the storage, what the caller may reach, and loaders."""
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.dataloader import DataLoader
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types.unset import UnsetType
 
-from favgate import graphiql
-from favgate.auth import Access, token_from_headers
+from favgate.auth import Access
 from favgate.storage import Caller, Message, Storage
 
 MessageKey = tuple[str, str]  # (instance, message id)
-
-# The WebSocket speaks graphql-transport-ws only: the legacy graphql-ws protocol (of
-# subscriptions-transport-ws) is deprecated by its authors, and one protocol is one less
-# set of rules to secure.
-SUBSCRIPTION_PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
 
 
 @dataclass(slots=True)
@@ -69,54 +54,3 @@ def _message_loader(
         return [found.get(key) for key in keys]
 
     return load
-
-
-class GraphQLView(GraphQL[Context, None]):
-    """Strawberry's ASGI view with favgate's typed context."""
-
-    def decode_json(self, data: str | bytes) -> object:
-        # orjson reads a request body several times faster than json. What it refuses (a
-        # NaN, UTF-16, a lone surrogate) goes to json, which decides as it always did; so
-        # do bodies with 19 digits in a row, as orjson reads an integer past 64 bits as a
-        # float where json keeps it exact.
-        if isinstance(data, bytes) and _LONG_NUMBER.search(data) is None:
-            try:
-                return orjson.loads(data)
-            except orjson.JSONDecodeError:
-                pass
-        return super().decode_json(data)
-
-    def encode_json(self, data: object) -> str | bytes:
-        # orjson encodes a page of favorites several times faster than json. It refuses
-        # what json escapes (a lone surrogate echoed in an error), hence the fallback. A
-        # str, not bytes: Strawberry sends bytes over a WebSocket as binary frames.
-        try:
-            return orjson.dumps(data).decode()
-        except orjson.JSONEncodeError:
-            return super().encode_json(data)
-
-    async def render_graphql_ide(self, request: Request) -> Response:
-        # favgate's own page, every script and stylesheet served locally (no CDN).
-        return graphiql.page_response()
-
-    async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket
-    ) -> Context:
-        storage, token = request.state.storage, token_from_headers(request.headers)
-        if isinstance(request, WebSocket):
-            # One context serves the whole connection: a message cache would live as long.
-            return build_context(storage, token, cache_messages=False)
-        return build_context(storage, token)
-
-    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        """A token in the ``connection_init`` payload wins over the upgrade's headers.
-
-        Browsers cannot set headers on a WebSocket, so the payload is where they put it:
-        ``{"token": ...}`` (or ``{"Authorization": "Bearer ..."}``). It is checked, like a
-        header token, by each subscription.
-        """
-        params = {key.lower(): value for key, value in (context.connection_params or {}).items()}
-        if "token" in params or "authorization" in params:
-            fields = {key: value for key, value in params.items() if isinstance(value, str)}
-            context.access = Access(context.storage, token_from_headers(fields))
-        return UnsetType()  # acknowledge with no payload (UNSET itself is typed Any)
