@@ -1,11 +1,8 @@
 """The GraphQL hot path's shortcuts: a listing loads its page's messages with the page when
-``message`` is selected (however it is selected), and responses are encoded with orjson
-(json when orjson refuses), and request bodies read with orjson exactly as json reads
-them."""
+``message`` is selected (however it is selected)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,10 +10,7 @@ import httpx
 import pytest
 import strawberry
 from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
-from hypothesis import given
-from hypothesis import strategies as st
 
-from favgate.schema import GraphQLView, build_schema
 from favgate.schema.selection import selects
 from favgate.storage import FavoriteTarget, FavoriteType, Storage
 
@@ -170,68 +164,3 @@ async def test_favorites_of_one_request_load_their_messages_together(
     finds = [doc for doc in commands.documents if doc.get("find") == "messages"]
     loaded = [message_id for doc in finds for message_id in doc["filter"]["id"]["$in"]]
     assert sorted(loaded) == ["3EB08FCF27E532F1B0F5", "GROUPMSG1"]
-
-
-# --- Encoding -----------------------------------------------------------------------------
-
-
-def test_responses_are_the_same_json_as_before() -> None:
-    view = GraphQLView(build_schema())
-    data = {"data": {"a": [1, 2.5, None, True], "b": 'é ✓ \n "quoted"'}, "errors": None}
-    encoded = view.encode_json(data)
-    assert isinstance(encoded, str)  # a WebSocket sends str as text frames
-    assert json.loads(encoded) == data
-
-
-def test_what_orjson_refuses_is_encoded_by_json() -> None:
-    view = GraphQLView(build_schema())
-    data = {"errors": [{"message": "bad \ud800 input"}]}  # a lone surrogate, echoed
-    assert json.loads(view.encode_json(data)) == data
-
-
-# --- Decoding -----------------------------------------------------------------------------
-
-BODIES = [
-    b'{"query": "{ a }", "variables": {"n": "5511", "x": [1, 2.5, null, true]}}',
-    '{"query": "é ✓ \\n \\"quoted\\""}'.encode(),
-    b'{"variables": {"f": NaN, "g": Infinity}}',  # json takes these; orjson does not
-    b'{"variables": {"big": 123456789012345678901234567890}}',  # past 64 bits
-    b'{"variables": {"big": -9223372036854775809, "small": 9223372036854775807}}',
-    b'{"variables": {"n": 18446744073709551615, "m": 1.5e300}}',
-    b'{"variables": {"s": "\\ud800"}}',  # a lone surrogate, escaped
-    '{"query": "{ a }"}'.encode("utf-16"),  # json detects UTF-16 in bytes
-    b'{"a": 1, "a": 2}',  # the last wins, in both
-    b"[1, 2]",
-    b"1e400",
-]
-MALFORMED = [b"", b"{", b'{"a": }', b"\xff", b'{"a": 1} x']
-
-
-@pytest.mark.parametrize("body", BODIES)
-def test_requests_are_read_as_json_reads_them(body: bytes) -> None:
-    view = GraphQLView(build_schema())
-    assert repr(view.decode_json(body)) == repr(json.loads(body))
-
-
-@pytest.mark.parametrize("body", MALFORMED)
-def test_malformed_requests_fail_as_with_json(body: bytes) -> None:
-    view = GraphQLView(build_schema())
-    with pytest.raises(ValueError) as ours:
-        view.decode_json(body)
-    with pytest.raises(ValueError) as theirs:
-        json.loads(body)
-    assert type(ours.value) is type(theirs.value)
-
-
-VIEW = GraphQLView(build_schema())
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=20,
-)
-
-
-@given(JSON_VALUES)
-def test_any_json_is_read_as_json_reads_it(value: object) -> None:
-    body = json.dumps(value).encode()
-    assert repr(VIEW.decode_json(body)) == repr(json.loads(body))
