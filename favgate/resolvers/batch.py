@@ -48,9 +48,11 @@ def check_batch_size(items: Sequence[object]) -> None:
 
 
 async def set_favorites(
-    storage: Storage, instance: Instance, items: Sequence[FavoriteItem]
+    storage: Storage, instance: Instance, items: Sequence[FavoriteItem], *, records: bool = False
 ) -> list[ItemOutcome]:
-    """Favorite or unfavorite every item; one outcome per item, in order."""
+    """Favorite or unfavorite every item; one outcome per item, in order. With
+    ``records``, each result carries its record as stored, read back in one more query
+    (a bulk write returns the ids it inserted, not the records it wrote)."""
     check_batch_size(items)
     if not instance.connected:
         raise InstanceNotConnected()
@@ -65,8 +67,11 @@ async def set_favorites(
         if isinstance(target, FavoriteTarget)
     }
     await storage.favorites.set_many(instance.name, states.items(), now())
+    stored = await storage.favorites.get_many(instance.name, states) if records else {}
     return [
-        FavoriteResult.of(target, item.favorite) if isinstance(target, FavoriteTarget) else target
+        FavoriteResult.of(target, item.favorite, stored.get(target))
+        if isinstance(target, FavoriteTarget)
+        else target
         for target, item in zip(resolved, items, strict=True)
     ]
 

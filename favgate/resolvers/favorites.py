@@ -65,7 +65,9 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class FavoriteResult:
-    """The outcome of ``set_favorite``: the six fields of the REST success body."""
+    """The outcome of ``set_favorite``: the six fields of the REST success body, and the
+    record as stored after the write (None when none exists: a target switched off that
+    never was on), which GraphQL returns and REST leaves out."""
 
     message: str
     chat_jid: str
@@ -73,15 +75,19 @@ class FavoriteResult:
     favorite: bool
     type: FavoriteType
     success: bool = True
+    record: Favorite | None = None
 
     @classmethod
-    def of(cls, target: FavoriteTarget, favorite: bool) -> FavoriteResult:
+    def of(
+        cls, target: FavoriteTarget, favorite: bool, record: Favorite | None = None
+    ) -> FavoriteResult:
         return cls(
             message=_MESSAGES[target.type, favorite],
             chat_jid=target.chat_jid,
             message_id=target.message_id,
             favorite=favorite,
             type=target.type,
+            record=record,
         )
 
 
@@ -93,8 +99,8 @@ async def set_favorite(
     if not instance.connected:
         raise InstanceNotConnected()
     resolved = await _resolve(storage, instance, target)
-    await storage.favorites.set(instance.name, resolved, favorite, now())
-    return FavoriteResult.of(resolved, favorite)
+    record = await storage.favorites.set(instance.name, resolved, favorite, now())
+    return FavoriteResult.of(resolved, favorite, record)
 
 
 async def get_favorite(storage: Storage, instance: Instance, target: Target) -> Favorite | None:

@@ -7,13 +7,12 @@ Listings return current favorites only.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import DESCENDING, UpdateOne
+from pymongo import DESCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from favgate.storage.indexes import FAVORITES
@@ -35,17 +34,24 @@ class Favorites:
 
     async def set(
         self, instance: str, target: FavoriteTarget, favorite: bool, now: datetime
-    ) -> None:
-        """Make the target's state ``favorite``, touching nothing when it already is.
+    ) -> Favorite | None:
+        """Make the target's state ``favorite``, touching nothing when it already is; the
+        record as it stands after the write, None when switching off a target that has
+        none (no record is created for it).
 
-        One round trip. Repeating a request changes nothing, and concurrent identical
-        requests cannot create two records: the unique index on the target lets one
-        insert win and the others fail with a duplicate key, which means "already set".
+        One round trip: the write returns the record. Repeating a request changes
+        nothing, and concurrent identical requests cannot create two records: the unique
+        index on the target lets one insert win and the others fail with a duplicate key,
+        which means "already set" (the record is then read, in that rare race only).
         """
         query, update, upsert = _switch(instance, target, favorite, now)
-        # A duplicate key means the record exists and is already a favorite.
-        with contextlib.suppress(DuplicateKeyError):
-            await self._favorites.update_one(query, update, upsert=upsert)
+        try:
+            doc = await self._favorites.find_one_and_update(
+                query, update, upsert=upsert, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError:
+            return await self.get(instance, target)
+        return None if doc is None else Favorite.from_document(doc)
 
     async def set_many(
         self, instance: str, states: Iterable[tuple[FavoriteTarget, bool]], now: datetime
@@ -69,6 +75,27 @@ class Favorites:
                 error["code"] != DUPLICATE_KEY for error in details["writeErrors"]
             ):
                 raise
+
+    async def get_many(
+        self, instance: str, targets: Iterable[FavoriteTarget]
+    ) -> dict[FavoriteTarget, Favorite]:
+        """The records found among ``targets``, by target, in one round trip."""
+        keys = [_key(instance, target) for target in dict.fromkeys(targets)]
+        if not keys:  # PyMongo's to_list refuses a length of 0
+            return {}
+        # Each clause is equalities on the unique index, which every server plans as an
+        # index lookup.
+        docs = await self._favorites.find({"$or": keys}).to_list(len(keys))
+        found = (Favorite.from_document(doc) for doc in docs)
+        return {favorite.target: favorite for favorite in found}
+
+    async def get_by_id(self, favorite_id: str) -> Favorite | None:
+        """The record with this id, whichever instance it is of; None if the id is not an
+        ObjectId's 24 hex digits or no record has it. Callers check the tenant."""
+        if len(favorite_id) != 24 or not ObjectId.is_valid(favorite_id):
+            return None
+        doc = await self._favorites.find_one({"_id": ObjectId(favorite_id)})
+        return None if doc is None else Favorite.from_document(doc)
 
     async def get(self, instance: str, target: FavoriteTarget) -> Favorite | None:
         doc = await self._favorites.find_one(_key(instance, target))
