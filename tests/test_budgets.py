@@ -27,7 +27,8 @@ from favgate.storage import FavoriteTarget, FavoriteType, InstanceStatus, Storag
 Command = tuple[str, str]  # (command name, collection)
 
 RATE_LIMIT: Command = ("findAndModify", "rate_limits")
-UPSERT: Command = ("update", "favorites")
+# The upsert returns the record it leaves (setFavorite's ``record``): a findAndModify.
+UPSERT: Command = ("findAndModify", "favorites")
 MESSAGE_CHAT: Command = ("find", "messages")
 PAGE: Command = ("find", "favorites")
 PAGE_MESSAGES: Command = ("find", "messages")
@@ -106,6 +107,16 @@ async def test_rest_chat_favorite(gateway: Gateway) -> None:
 async def test_graphql_chat_favorite(gateway: Gateway) -> None:
     data, seen = await gateway.graphql(SET_FAVORITE, number=fresh_number(), favorite=True)
     assert data["setFavorite"]["message"] == "Chat favorited successfully"
+    assert seen == [RATE_LIMIT, UPSERT]
+
+
+SET_FAVORITE_RECORD = SET_FAVORITE.replace("type\n", "type record { id favorite }\n", 1)
+
+
+async def test_graphql_chat_favorite_with_its_record(gateway: Gateway) -> None:
+    data, seen = await gateway.graphql(SET_FAVORITE_RECORD, number=fresh_number(), favorite=True)
+    assert data["setFavorite"]["record"]["favorite"] is True
+    # The record comes back from the write itself: no read after it.
     assert seen == [RATE_LIMIT, UPSERT]
 
 
