@@ -27,8 +27,9 @@ from favgate.storage import FavoriteTarget, FavoriteType, InstanceStatus, Storag
 Command = tuple[str, str]  # (command name, collection)
 
 RATE_LIMIT: Command = ("findAndModify", "rate_limits")
-# The upsert returns the record it leaves (setFavorite's ``record``): a findAndModify.
-UPSERT: Command = ("findAndModify", "favorites")
+UPSERT: Command = ("update", "favorites")
+# The upsert that returns the record it leaves, for setFavorite's ``record``.
+UPSERT_RETURNING: Command = ("findAndModify", "favorites")
 MESSAGE_CHAT: Command = ("find", "messages")
 PAGE: Command = ("find", "favorites")
 PAGE_MESSAGES: Command = ("find", "messages")
@@ -117,7 +118,7 @@ async def test_graphql_chat_favorite_with_its_record(gateway: Gateway) -> None:
     data, seen = await gateway.graphql(SET_FAVORITE_RECORD, number=fresh_number(), favorite=True)
     assert data["setFavorite"]["record"]["favorite"] is True
     # The record comes back from the write itself: no read after it.
-    assert seen == [RATE_LIMIT, UPSERT]
+    assert seen == [RATE_LIMIT, UPSERT_RETURNING]
 
 
 async def test_rest_message_favorite(gateway: Gateway) -> None:

@@ -17,6 +17,7 @@ from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
 
 from favgate.auth import generate_token, hash_token
 from favgate.resolvers.favorites import now
+from favgate.schema.nodes import favorite_key
 from favgate.storage import FavoriteTarget, FavoriteType, Storage
 
 RECORD_FIELDS = "__typename id type chatJid messageId favorite favoritedAt updatedAt"
@@ -181,8 +182,38 @@ async def test_set_favorites_reads_the_records_back_in_one_query(
     answer = await data(client, tenants.main_token, SET_FAVORITES, instance="main", items=items)
     assert all(outcome["record"]["favorite"] for outcome in answer["setFavorites"])
     seen = [c for c in commands.with_updates if c[1] in ("favorites", "messages")]
-    # The bulk write as before, then one find for all the records it wrote.
-    assert seen == [("find", "messages", 0), ("update", "favorites", 21), ("find", "favorites", 0)]
+    # The bulk write as before, then one find for the chats and one for the messages
+    # (run together), however many items.
+    assert seen[:2] == [("find", "messages", 0), ("update", "favorites", 21)]
+    assert seen[2:] == [("find", "favorites", 0)] * 2
+
+
+async def test_set_favorites_of_chats_only_reads_them_back_in_one_query(
+    commands: CommandLog, client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    items = [{"number": f"55119000000{i:02d}", "favorite": True} for i in range(5)]
+    commands.clear()
+    await data(client, tenants.main_token, SET_FAVORITES, instance="main", items=items)
+    seen = [c for c in commands.with_updates if c[1] == "favorites"]
+    assert seen == [("update", "favorites", 5), ("find", "favorites", 0)]
+
+
+async def test_a_batch_records_the_message_in_the_chat_it_is_in_now(
+    client: httpx.AsyncClient, tenants: Tenants, storage: Storage
+) -> None:
+    # A message favorited in one chat, then moved to another by an import that corrected it.
+    old = FavoriteTarget(FavoriteType.MESSAGE, GROUP_JID, "MOVED1")
+    before = await storage.favorites.set("main", old, True, now(), returning=True)
+    assert before is not None
+    await storage.messages.upsert_many("main", [{"id": "MOVED1", "chat_jid": CHAT_JID}])
+    items = [{"messageId": "MOVED1", "favorite": True}]
+    answer = await data(client, tenants.main_token, SET_FAVORITES, instance="main", items=items)
+    [outcome] = answer["setFavorites"]
+    assert (outcome["chatJid"], outcome["record"]["chatJid"]) == (CHAT_JID, CHAT_JID)
+    # A record of its own, not the one left in the old chat.
+    assert favorite_key(outcome["record"]["id"]) != before.id
+    found = await node(client, tenants.main_token, outcome["record"]["id"])
+    assert found == {**outcome["record"], "message": {"text": None}}
 
 
 # --- node -------------------------------------------------------------------------------
@@ -240,7 +271,7 @@ async def test_an_account_token_reads_the_favorites_of_all_its_instances(
     on_main = await set_favorite(client, tenants.main_token, number=CHAT_JID, favorite=True)
     # A disconnected instance takes no writes, but its records stay readable.
     target = FavoriteTarget(FavoriteType.CHAT, GROUP_JID)
-    on_offline = await storage.favorites.set("offline", target, True, now())
+    on_offline = await storage.favorites.set("offline", target, True, now(), returning=True)
     assert on_offline is not None
     listing = await data(
         client, tenants.acme_token, '{ favorites(instance: "offline") { edges { node { id } } } }'

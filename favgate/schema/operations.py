@@ -101,7 +101,9 @@ class Mutation:
     ) -> FavoriteResult:
         found = await info.context.access.instance(instance)
         target = resolvers.Target.from_request(number, message_id)
-        result = await resolvers.set_favorite(info.context.storage, found, target, favorite)
+        result = await resolvers.set_favorite(
+            info.context.storage, found, target, favorite, record=selects(info, "record")
+        )
         return FavoriteResult.from_result(result, info.context)
 
     @strawberry.mutation(

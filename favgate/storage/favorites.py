@@ -7,6 +7,7 @@ Listings return current favorites only.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -33,24 +34,38 @@ class Favorites:
         self._favorites = database[FAVORITES]
 
     async def set(
-        self, instance: str, target: FavoriteTarget, favorite: bool, now: datetime
+        self,
+        instance: str,
+        target: FavoriteTarget,
+        favorite: bool,
+        now: datetime,
+        *,
+        returning: bool = False,
     ) -> Favorite | None:
-        """Make the target's state ``favorite``, touching nothing when it already is; the
-        record as it stands after the write, None when switching off a target that has
-        none (no record is created for it).
+        """Make the target's state ``favorite``, touching nothing when it already is.
 
-        One round trip: the write returns the record. Repeating a request changes
-        nothing, and concurrent identical requests cannot create two records: the unique
-        index on the target lets one insert win and the others fail with a duplicate key,
-        which means "already set" (the record is then read, in that rare race only).
+        One round trip. Repeating a request changes nothing, and concurrent identical
+        requests cannot create two records: the unique index on the target lets one
+        insert win and the others fail with a duplicate key, which means "already set".
+
+        With ``returning``, the record as it stands after the write, from the write
+        itself (a findAndModify), or None when switching off a target that has none (no
+        record is made for it); else None. Only callers that need the record ask for it:
+        SecantusDB runs a findAndModify as a scan of the collection (it re-asserts the
+        query beside the ``_id`` it found, in an ``$and`` no index serves), where an
+        update is an index lookup.
         """
         query, update, upsert = _switch(instance, target, favorite, now)
         try:
+            if not returning:
+                await self._favorites.update_one(query, update, upsert=upsert)
+                return None
             doc = await self._favorites.find_one_and_update(
                 query, update, upsert=upsert, return_document=ReturnDocument.AFTER
             )
         except DuplicateKeyError:
-            return await self.get(instance, target)
+            # The record exists and is already a favorite: read only in that rare race.
+            return await self.get(instance, target) if returning else None
         return None if doc is None else Favorite.from_document(doc)
 
     async def set_many(
@@ -79,15 +94,25 @@ class Favorites:
     async def get_many(
         self, instance: str, targets: Iterable[FavoriteTarget]
     ) -> dict[FavoriteTarget, Favorite]:
-        """The records found among ``targets``, by target, in one round trip."""
-        keys = [_key(instance, target) for target in dict.fromkeys(targets)]
-        if not keys:  # PyMongo's to_list refuses a length of 0
-            return {}
-        # Each clause is equalities on the unique index, which every server plans as an
-        # index lookup.
-        docs = await self._favorites.find({"$or": keys}).to_list(len(keys))
-        found = (Favorite.from_document(doc) for doc in docs)
-        return {favorite.target: favorite for favorite in found}
+        """The records found among ``targets``, by target: one query for the chats and
+        one for the messages, run together.
+
+        Each is an ``$in`` under equalities on a prefix of the unique index, which
+        SecantusDB serves from the index; one query for both (an ``$or``, or ``$in`` on
+        every field) it would run as a scan of the collection.
+        """
+        wanted = set(targets)
+        chats = [t.chat_jid for t in wanted if t.type is FavoriteType.CHAT]
+        messages = [t.message_id for t in wanted if t.message_id is not None]
+        queries = []
+        if chats:
+            queries.append(_chats_query(instance, chats))
+        if messages:
+            queries.append(_messages_query(instance, messages))
+        found = await asyncio.gather(*(self._find(query) for query in queries))
+        # A message id may have been recorded under another chat too: exact targets only.
+        records = (favorite for batch in found for favorite in batch)
+        return {favorite.target: favorite for favorite in records if favorite.target in wanted}
 
     async def get_by_id(self, favorite_id: str) -> Favorite | None:
         """The record with this id, whichever instance it is of; None if the id is not an
@@ -125,6 +150,10 @@ class Favorites:
     async def count(self, where: FavoriteFilter) -> int:
         return int(await self._favorites.count_documents(_current(where)))
 
+    async def _find(self, query: dict[str, Any]) -> list[Favorite]:
+        docs = await self._favorites.find(query).to_list(None)
+        return [Favorite.from_document(doc) for doc in docs]
+
 
 def _switch(
     instance: str, target: FavoriteTarget, favorite: bool, now: datetime
@@ -159,6 +188,19 @@ def _key(instance: str, target: FavoriteTarget) -> dict[str, Any]:
         "type": target.type.value,
         "message_id": target.message_id,
         "chat_jid": target.chat_jid,
+    }
+
+
+def _chats_query(instance: str, chat_jids: list[str]) -> dict[str, Any]:
+    type = FavoriteType.CHAT.value
+    return {"instance": instance, "type": type, "message_id": None, "chat_jid": {"$in": chat_jids}}
+
+
+def _messages_query(instance: str, message_ids: list[str]) -> dict[str, Any]:
+    return {
+        "instance": instance,
+        "type": FavoriteType.MESSAGE.value,
+        "message_id": {"$in": message_ids},
     }
 
 
