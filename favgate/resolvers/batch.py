@@ -2,7 +2,8 @@
 
 The rules of ``set_favorite`` apply to every item (the same target validation, message
 lookup and messages), at a fixed cost whatever the number of items: one query for all the
-messages named, one bulk write for all the favorites. An item's own error (a bad number,
+messages named, one bulk write for all the favorites (and, when the caller wants the
+records, two queries at most to read them back). An item's own error (a bad number,
 an unknown message, no target) is its result, and the other items go on; errors of the
 whole request (the token, the instance, too many items) fail it all.
 
