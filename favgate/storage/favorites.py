@@ -8,6 +8,7 @@ Listings return current favorites only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -56,16 +57,22 @@ class Favorites:
         update is an index lookup.
         """
         query, update, upsert = _switch(instance, target, favorite, now)
-        try:
-            if not returning:
+        if not returning:
+            # A duplicate key means the record exists and is already a favorite.
+            with contextlib.suppress(DuplicateKeyError):
                 await self._favorites.update_one(query, update, upsert=upsert)
-                return None
+            return None
+        try:
             doc = await self._favorites.find_one_and_update(
                 query, update, upsert=upsert, return_document=ReturnDocument.AFTER
             )
         except DuplicateKeyError:
-            # The record exists and is already a favorite: read only in that rare race.
-            return await self.get(instance, target) if returning else None
+            doc = None
+        if doc is None and upsert:
+            # An upsert always leaves a record, but one that lost the insert race to a
+            # concurrent request fails with a duplicate key (or, on SecantusDB, answers
+            # no document): the record is then read, in that rare race only.
+            return await self.get(instance, target)
         return None if doc is None else Favorite.from_document(doc)
 
     async def set_many(
