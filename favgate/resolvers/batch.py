@@ -52,8 +52,8 @@ async def set_favorites(
     storage: Storage, instance: Instance, items: Sequence[FavoriteItem], *, records: bool = False
 ) -> list[ItemOutcome]:
     """Favorite or unfavorite every item; one outcome per item, in order. With
-    ``records``, each result carries its record as stored, read back in one more query
-    (a bulk write returns the ids it inserted, not the records it wrote)."""
+    ``records``, each result carries its target's record as the batch left it, read back
+    after the write (a bulk write returns the ids it inserted, not the records)."""
     check_batch_size(items)
     if not instance.connected:
         raise InstanceNotConnected()
