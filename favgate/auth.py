@@ -74,11 +74,25 @@ class Access:
         """
         if name is None or not name.strip():
             raise InstanceNameRequired()
-        caller = await self.caller()
-        instance = await self._storage.directory.find_instance(name)
-        if instance is None or not caller.can_reach(instance):
+        instance = await self.reachable(name)
+        if instance is None:
             raise InstanceNotFound()
         return instance
+
+    async def reachable(self, name: str) -> Instance | None:
+        """The instance ``name`` if the token reaches it, else None, whether it exists or
+        not; ``InvalidToken`` first, like every check."""
+        caller = await self.caller()
+        instance = await self._storage.directory.find_instance(name)
+        return instance if instance is not None and caller.can_reach(instance) else None
+
+    async def instances(self) -> list[Instance]:
+        """Every instance the token reaches, by name: its account's, or its own one."""
+        caller = await self.caller()
+        if caller.instance is None:
+            return await self._storage.directory.instances_of(caller.account)
+        own = await self.reachable(caller.instance)
+        return [] if own is None else [own]
 
     async def _find_caller(self) -> Caller:
         token = self._token

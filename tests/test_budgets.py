@@ -29,6 +29,8 @@ Command = tuple[str, str]  # (command name, collection)
 
 RATE_LIMIT: Command = ("findAndModify", "rate_limits")
 UPSERT: Command = ("update", "favorites")
+# The upsert that returns the record it leaves, for setFavorite's ``record``.
+UPSERT_RETURNING: Command = ("findAndModify", "favorites")
 MESSAGE_CHAT: Command = ("find", "messages")
 CHAT_IDENTITIES: Command = ("aggregate", "instances")
 PAGE: Command = ("find", "favorites")
@@ -117,6 +119,16 @@ async def test_graphql_chat_favorite(gateway: Gateway) -> None:
     data, warm = await gateway.graphql(SET_FAVORITE, number=number, favorite=False)
     assert data["setFavorite"]["message"] == "Chat unfavorited successfully"
     assert warm == [RATE_LIMIT, UPSERT]
+
+
+SET_FAVORITE_RECORD = SET_FAVORITE.replace("type\n", "type record { id favorite }\n", 1)
+
+
+async def test_graphql_chat_favorite_with_its_record(gateway: Gateway) -> None:
+    data, seen = await gateway.graphql(SET_FAVORITE_RECORD, number=fresh_number(), favorite=True)
+    assert data["setFavorite"]["record"]["favorite"] is True
+    # The record comes back from the write itself: no read after it.
+    assert seen == [RATE_LIMIT, UPSERT_RETURNING]
 
 
 async def test_rest_message_favorite(gateway: Gateway) -> None:

@@ -20,6 +20,7 @@ from graphql import GraphQLNamedType, GraphQLObjectType, build_schema
 
 from favgate.auth import generate_token
 from favgate.schema import build_context, schema
+from favgate.schema.nodes import favorite_key
 from favgate.storage import FavoriteFilter, FavoriteTarget, FavoriteType, Storage
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
@@ -605,7 +606,9 @@ async def test_favorite_chat_record(client: httpx.AsyncClient, tenants: Tenants)
     end = now_ms()
     record = data_of(await favorite_record(client, tenants.acme_token, number="+5511999999999"))
     favorite = record["favorite"]
-    assert ObjectId.is_valid(favorite["id"])
+    # A node id (Query.node), naming the record's ObjectId.
+    key = favorite_key(favorite["id"])
+    assert key is not None and ObjectId.is_valid(key)
     favorited_at = datetime.fromisoformat(favorite["favoritedAt"])
     assert start <= favorited_at <= end
     assert favorite == {

@@ -166,6 +166,14 @@ async def test_concurrent_identical_favorites_make_one_record(storage: Storage) 
     assert docs[0]["favorite"] is True
 
 
+async def test_concurrent_favorites_each_return_the_one_record(storage: Storage) -> None:
+    found = await asyncio.gather(
+        *(storage.favorites.set("main", CHAT, True, at(0), returning=True) for _ in range(30))
+    )
+    assert len(await records(storage)) == 1
+    assert found == [await storage.favorites.get("main", CHAT)] * 30
+
+
 async def test_concurrent_refavorites_make_one_record(storage: Storage) -> None:
     await storage.favorites.set("main", MESSAGE, True, at(0))
     await storage.favorites.set("main", MESSAGE, False, at(1))

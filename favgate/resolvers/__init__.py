@@ -16,6 +16,7 @@ from favgate.resolvers.favorites import (
     set_favorite,
 )
 from favgate.resolvers.jids import normalize_number
+from favgate.resolvers.nodes import favorite_by_id
 from favgate.resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "ItemOutcome",
     "Target",
     "check_batch_size",
+    "favorite_by_id",
     "get_favorite",
     "list_favorites",
     "normalize_number",

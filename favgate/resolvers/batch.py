@@ -3,7 +3,8 @@
 The rules of ``set_favorite`` apply to every item (the same target validation, message
 lookup, chat identities and messages), at a fixed cost whatever the number of items: one
 query for all the messages named, one for the chat identities not yet known, one bulk
-write for all the favorites. An item's own error (a bad number,
+write for all the favorites (and, when the caller wants the records, two queries at most
+to read them back). An item's own error (a bad number,
 an unknown message, no target) is its result, and the other items go on; errors of the
 whole request (the token, the instance, too many items) fail it all.
 
@@ -50,9 +51,11 @@ def check_batch_size(items: Sequence[object]) -> None:
 
 
 async def set_favorites(
-    storage: Storage, instance: Instance, items: Sequence[FavoriteItem]
+    storage: Storage, instance: Instance, items: Sequence[FavoriteItem], *, records: bool = False
 ) -> list[ItemOutcome]:
-    """Favorite or unfavorite every item; one outcome per item, in order."""
+    """Favorite or unfavorite every item; one outcome per item, in order. With
+    ``records``, each result carries its target's record as the batch left it, read back
+    after the write (a bulk write returns the ids it inserted, not the records)."""
     check_batch_size(items)
     if not instance.connected:
         raise InstanceNotConnected()
@@ -69,8 +72,11 @@ async def set_favorites(
         if isinstance(target, FavoriteTarget)
     }
     await storage.favorites.set_many(instance.name, states.items(), now())
+    stored = await storage.favorites.get_many(instance.name, states) if records else {}
     return [
-        FavoriteResult.of(target, item.favorite) if isinstance(target, FavoriteTarget) else target
+        FavoriteResult.of(target, item.favorite, stored.get(target))
+        if isinstance(target, FavoriteTarget)
+        else target
         for target, item in zip(resolved, items, strict=True)
     ]
 

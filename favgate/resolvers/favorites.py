@@ -67,7 +67,10 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class FavoriteResult:
-    """The outcome of ``set_favorite``: the six fields of the REST success body."""
+    """The outcome of ``set_favorite``: the six fields of the REST success body, and the
+    record as stored after the write when it was asked for (None when it was not, or when
+    none exists: a target switched off that never was on), which GraphQL returns and REST
+    leaves out."""
 
     message: str
     chat_jid: str
@@ -75,28 +78,33 @@ class FavoriteResult:
     favorite: bool
     type: FavoriteType
     success: bool = True
+    record: Favorite | None = None
 
     @classmethod
-    def of(cls, target: FavoriteTarget, favorite: bool) -> FavoriteResult:
+    def of(
+        cls, target: FavoriteTarget, favorite: bool, record: Favorite | None = None
+    ) -> FavoriteResult:
         return cls(
             message=_MESSAGES[target.type, favorite],
             chat_jid=target.chat_jid,
             message_id=target.message_id,
             favorite=favorite,
             type=target.type,
+            record=record,
         )
 
 
 async def set_favorite(
-    storage: Storage, instance: Instance, target: Target, favorite: bool
+    storage: Storage, instance: Instance, target: Target, favorite: bool, *, record: bool = False
 ) -> FavoriteResult:
     """Favorite or unfavorite ``target``; idempotent, and a no-op on the database if the
-    state already holds."""
+    state already holds. With ``record``, the result carries the record as the write
+    left it, at no extra round trip."""
     if not instance.connected:
         raise InstanceNotConnected()
     resolved = await _resolve(storage, instance, target)
-    await storage.favorites.set(instance.name, resolved, favorite, now())
-    return FavoriteResult.of(resolved, favorite)
+    stored = await storage.favorites.set(instance.name, resolved, favorite, now(), returning=record)
+    return FavoriteResult.of(resolved, favorite, stored)
 
 
 async def get_favorite(storage: Storage, instance: Instance, target: Target) -> Favorite | None:

@@ -12,6 +12,8 @@ import strawberry
 
 from favgate import resolvers
 from favgate.errors import FavgateError
+from favgate.schema.context import Context
+from favgate.schema.selection import selects
 from favgate.schema.types import FavoriteOutcome, FavoriteResult, Info
 
 
@@ -51,12 +53,16 @@ async def set_favorites(
     # Each item was paid for before the operation ran (favgate.schema.cost).
     resolvers.check_batch_size(items)
     outcomes = await resolvers.set_favorites(
-        info.context.storage, found, [item.to_item() for item in items]
+        info.context.storage,
+        found,
+        [item.to_item() for item in items],
+        # The records cost a query after the write: read only when asked for.
+        records=selects(info, "record"),
     )
-    return [_outcome(outcome) for outcome in outcomes]
+    return [_outcome(outcome, info.context) for outcome in outcomes]
 
 
-def _outcome(outcome: resolvers.ItemOutcome) -> FavoriteOutcome:
+def _outcome(outcome: resolvers.ItemOutcome, context: Context) -> FavoriteOutcome:
     if isinstance(outcome, FavgateError):
         return FavoriteError.from_error(outcome)
-    return FavoriteResult.from_result(outcome)
+    return FavoriteResult.from_result(outcome, context)

@@ -7,6 +7,7 @@ import strawberry
 from favgate import resolvers
 from favgate.schema import batch
 from favgate.schema.batch import FavoriteInput
+from favgate.schema.nodes import Node, favorite_key
 from favgate.schema.selection import selects
 from favgate.schema.types import (
     Favorite,
@@ -15,6 +16,7 @@ from favgate.schema.types import (
     FavoriteResult,
     FavoriteType,
     Info,
+    Instance,
 )
 from favgate.storage import FavoriteType as StoredFavoriteType
 
@@ -63,6 +65,24 @@ class Query:
         record = await resolvers.get_favorite(info.context.storage, found, target)
         return None if record is None else Favorite.from_record(record, info.context)
 
+    @strawberry.field(
+        description="The object with this id (Relay's global object identification); "
+        "null when the token may read none: an unknown id, another tenant's, and a string "
+        "that is no id all answer null alike."
+    )
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        record = await resolvers.favorite_by_id(
+            info.context.storage, info.context.access, favorite_key(id)
+        )
+        return None if record is None else Favorite.from_record(record, info.context)
+
+    @strawberry.field(
+        description="The instances the token reaches, by name: all of its account's for "
+        "an account token, its own for an instance token."
+    )
+    async def instances(self, info: Info) -> list[Instance]:
+        return [Instance.from_record(found) for found in await info.context.access.instances()]
+
 
 @strawberry.type
 class Mutation:
@@ -81,8 +101,10 @@ class Mutation:
     ) -> FavoriteResult:
         found = await info.context.access.instance(instance)
         target = resolvers.Target.from_request(number, message_id)
-        result = await resolvers.set_favorite(info.context.storage, found, target, favorite)
-        return FavoriteResult.from_result(result)
+        result = await resolvers.set_favorite(
+            info.context.storage, found, target, favorite, record=selects(info, "record")
+        )
+        return FavoriteResult.from_result(result, info.context)
 
     @strawberry.mutation(
         description=f"setFavorite for up to {resolvers.MAX_ITEMS} items in one database "

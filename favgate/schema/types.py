@@ -10,10 +10,22 @@ import strawberry
 
 from favgate import resolvers, storage
 from favgate.schema.context import Context
+from favgate.schema.nodes import FAVORITE, Node, global_id
 
 Info = strawberry.Info[Context, None]
 
 FavoriteType = strawberry.enum(storage.FavoriteType, name="FavoriteType")
+InstanceStatus = strawberry.enum(storage.InstanceStatus, name="InstanceStatus")
+
+
+@strawberry.type(description="A WhatsApp instance the token reaches.")
+class Instance:
+    name: str
+    status: InstanceStatus  # type: ignore[valid-type]
+
+    @classmethod
+    def from_record(cls, instance: storage.Instance) -> Instance:
+        return cls(name=instance.name, status=instance.status)
 
 
 @strawberry.type(description="A WhatsApp message, as the upstream engine stored it.")
@@ -35,8 +47,11 @@ class Message:
         )
 
 
-@strawberry.type(description="The favorite state of a chat or of one message.")
-class Favorite:
+@strawberry.type(
+    description="The favorite state of a chat or of one message. Its id is global and "
+    "opaque: Query.node finds the record by it."
+)
+class Favorite(Node):
     id: strawberry.ID
     type: FavoriteType  # type: ignore[valid-type]
     chat_jid: str
@@ -63,7 +78,7 @@ class Favorite:
         its message loads through ``context``'s DataLoader if it is asked for."""
         return cls(
             message=_message(favorite, context, messages),
-            id=strawberry.ID(favorite.id),
+            id=global_id(FAVORITE, favorite.id),
             type=favorite.target.type,
             chat_jid=favorite.target.chat_jid,
             message_id=favorite.target.message_id,
@@ -113,7 +128,10 @@ class FavoriteOutcome:
     message: str
 
 
-@strawberry.type(description="The outcome of setFavorite: the fields of the REST success body.")
+@strawberry.type(
+    description="The outcome of setFavorite: the fields of the REST success body, and the "
+    "record as stored after the change."
+)
 class FavoriteResult(FavoriteOutcome):
     success: bool
     message: str
@@ -121,9 +139,15 @@ class FavoriteResult(FavoriteOutcome):
     message_id: str | None
     favorite: bool
     type: FavoriteType  # type: ignore[valid-type]
+    record: Favorite | None = strawberry.field(
+        description="The favorite record after the change, with its id, for a client's "
+        "cache; null when unfavoriting a target that was never favorited (no record is "
+        "made for it). In setFavorites, the target's state once the whole batch is applied."
+    )
 
     @classmethod
-    def from_result(cls, result: resolvers.FavoriteResult) -> FavoriteResult:
+    def from_result(cls, result: resolvers.FavoriteResult, context: Context) -> FavoriteResult:
+        record = result.record
         return cls(
             success=result.success,
             message=result.message,
@@ -131,6 +155,7 @@ class FavoriteResult(FavoriteOutcome):
             message_id=result.message_id,
             favorite=result.favorite,
             type=result.type,
+            record=None if record is None else Favorite.from_record(record, context),
         )
 
 

@@ -7,13 +7,14 @@ Listings return current favorites only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import DESCENDING, UpdateOne
+from pymongo import DESCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from favgate.storage.indexes import FAVORITES
@@ -34,18 +35,45 @@ class Favorites:
         self._favorites = database[FAVORITES]
 
     async def set(
-        self, instance: str, target: FavoriteTarget, favorite: bool, now: datetime
-    ) -> None:
+        self,
+        instance: str,
+        target: FavoriteTarget,
+        favorite: bool,
+        now: datetime,
+        *,
+        returning: bool = False,
+    ) -> Favorite | None:
         """Make the target's state ``favorite``, touching nothing when it already is.
 
         One round trip. Repeating a request changes nothing, and concurrent identical
         requests cannot create two records: the unique index on the target lets one
         insert win and the others fail with a duplicate key, which means "already set".
+
+        With ``returning``, the record as it stands after the write, from the write
+        itself (a findAndModify), or None when switching off a target that has none (no
+        record is made for it); else None. Only callers that need the record ask for it:
+        SecantusDB runs a findAndModify as a scan of the collection (it re-asserts the
+        query beside the ``_id`` it found, in an ``$and`` no index serves), where an
+        update is an index lookup.
         """
         query, update, upsert = _switch(instance, target, favorite, now)
-        # A duplicate key means the record exists and is already a favorite.
-        with contextlib.suppress(DuplicateKeyError):
-            await self._favorites.update_one(query, update, upsert=upsert)
+        if not returning:
+            # A duplicate key means the record exists and is already a favorite.
+            with contextlib.suppress(DuplicateKeyError):
+                await self._favorites.update_one(query, update, upsert=upsert)
+            return None
+        try:
+            doc = await self._favorites.find_one_and_update(
+                query, update, upsert=upsert, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError:
+            doc = None
+        if doc is None and upsert:
+            # An upsert always leaves a record, but one that lost the insert race to a
+            # concurrent request fails with a duplicate key (or, on SecantusDB, answers
+            # no document): the record is then read, in that rare race only.
+            return await self.get(instance, target)
+        return None if doc is None else Favorite.from_document(doc)
 
     async def set_many(
         self, instance: str, states: Iterable[tuple[FavoriteTarget, bool]], now: datetime
@@ -69,6 +97,37 @@ class Favorites:
                 error["code"] != DUPLICATE_KEY for error in details["writeErrors"]
             ):
                 raise
+
+    async def get_many(
+        self, instance: str, targets: Iterable[FavoriteTarget]
+    ) -> dict[FavoriteTarget, Favorite]:
+        """The records found among ``targets``, by target: one query for the chats and
+        one for the messages, run together.
+
+        Each is an ``$in`` under equalities on a prefix of the unique index, which
+        SecantusDB serves from the index; one query for both (an ``$or``, or ``$in`` on
+        every field) it would run as a scan of the collection.
+        """
+        wanted = set(targets)
+        chats = [t.chat_jid for t in wanted if t.type is FavoriteType.CHAT]
+        messages = [t.message_id for t in wanted if t.message_id is not None]
+        queries = []
+        if chats:
+            queries.append(_chats_query(instance, chats))
+        if messages:
+            queries.append(_messages_query(instance, messages))
+        found = await asyncio.gather(*(self._find(query) for query in queries))
+        # A message id may have been recorded under another chat too: exact targets only.
+        records = (favorite for batch in found for favorite in batch)
+        return {favorite.target: favorite for favorite in records if favorite.target in wanted}
+
+    async def get_by_id(self, favorite_id: str) -> Favorite | None:
+        """The record with this id, whichever instance it is of; None if the id is not an
+        ObjectId's 24 hex digits or no record has it. Callers check the tenant."""
+        if len(favorite_id) != 24 or not ObjectId.is_valid(favorite_id):
+            return None
+        doc = await self._favorites.find_one({"_id": ObjectId(favorite_id)})
+        return None if doc is None else Favorite.from_document(doc)
 
     async def get(self, instance: str, target: FavoriteTarget) -> Favorite | None:
         doc = await self._favorites.find_one(_key(instance, target))
@@ -117,6 +176,10 @@ class Favorites:
     async def count(self, where: FavoriteFilter) -> int:
         return int(await self._favorites.count_documents(_current(where)))
 
+    async def _find(self, query: dict[str, Any]) -> list[Favorite]:
+        docs = await self._favorites.find(query).to_list(None)
+        return [Favorite.from_document(doc) for doc in docs]
+
 
 def _switch(
     instance: str, target: FavoriteTarget, favorite: bool, now: datetime
@@ -151,6 +214,19 @@ def _key(instance: str, target: FavoriteTarget) -> dict[str, Any]:
         "type": target.type.value,
         "message_id": target.message_id,
         "chat_jid": target.chat_jid,
+    }
+
+
+def _chats_query(instance: str, chat_jids: list[str]) -> dict[str, Any]:
+    type = FavoriteType.CHAT.value
+    return {"instance": instance, "type": type, "message_id": None, "chat_jid": {"$in": chat_jids}}
+
+
+def _messages_query(instance: str, message_ids: list[str]) -> dict[str, Any]:
+    return {
+        "instance": instance,
+        "type": FavoriteType.MESSAGE.value,
+        "message_id": {"$in": message_ids},
     }
 
 

@@ -31,6 +31,10 @@ class Instance:
     def connected(self) -> bool:
         return self.status is InstanceStatus.CONNECTED
 
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Instance:
+        return cls(name=doc["name"], account=doc["account"], status=InstanceStatus(doc["status"]))
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
