@@ -38,7 +38,7 @@ from favgate.storage.directory import Directory
 from favgate.storage.favorites import Favorites
 from favgate.storage.indexes import ACCOUNTS, INSTANCES, MESSAGES
 from favgate.storage.messages import Messages
-from favgate.storage.records import Caller, FavoriteTarget, FavoriteType, Instance
+from favgate.storage.records import Caller, Favorite, FavoriteTarget, FavoriteType, Instance
 
 # Bounds on memory: a flood of random tokens evicts old entries instead of growing.
 MAX_CALLERS = 10_000
@@ -196,10 +196,17 @@ class CachingFavorites(Favorites):
         self._chats = chats
 
     async def set(
-        self, instance: str, target: FavoriteTarget, favorite: bool, now: datetime
-    ) -> None:
-        await super().set(instance, target, favorite, now)
+        self,
+        instance: str,
+        target: FavoriteTarget,
+        favorite: bool,
+        now: datetime,
+        *,
+        returning: bool = False,
+    ) -> Favorite | None:
+        record = await super().set(instance, target, favorite, now, returning=returning)
         self._note(instance, [(target, favorite)])
+        return record
 
     async def set_many(
         self, instance: str, states: Iterable[tuple[FavoriteTarget, bool]], now: datetime
