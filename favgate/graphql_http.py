@@ -183,8 +183,9 @@ class GraphQLTransport:
     ) -> tuple[Prepared, Resolved]:
         params = await read_params(request)
         try:
+            tenant = identity.caller.account if identity.caller else ""
             resolved = await self.documents.resolve(
-                storage.documents, params.query, params.extensions
+                storage.documents, tenant, params.query, params.extensions
             )
         except PersistedQueryNotFound as exc:  # Apollo's link reads it from a 200 JSON body
             raise RequestErrors.from_error(exc) from None
