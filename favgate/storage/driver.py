@@ -16,7 +16,10 @@ kernel keeps accepting connections, so without a deadline an operation waits for
 reply as long as the stall lasts. A blown deadline raises an error whose ``timeout`` is
 true (``NetworkTimeout``, ``ExecutionTimeout``, ``ServerSelectionTimeoutError``...),
 which ``favgate.errors.public_error`` makes a 503. motor runs PyMongo's synchronous
-client, which applies the same option to each operation it runs in its threads. Change
+client, which applies the same option to each operation it runs in its threads; its
+deadline starts when a thread is free (five per core), so while a stalled database holds
+them all, an operation queued behind them waits longer (``Storage.ping`` sets its own,
+which starts at the call: motor hands the caller's context to the thread). Change
 streams take one deadline per wait for a batch, not for their whole life (see
 ``favgate.storage.changes``).
 """
