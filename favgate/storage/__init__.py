@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pymongo
 from pymongo import WriteConcern
 
 from favgate.config import DEFAULT_CACHE_TTL, Settings
@@ -81,8 +82,15 @@ class Storage:
         self.documents = Documents(database)
 
     async def ping(self) -> None:
-        """Raise if the database cannot be reached."""
-        await self._database.command("ping")
+        """Raise if the database does not answer within the deadline.
+
+        The deadline is set here, where the call is made, as well as by the client: motor
+        starts the client's own when one of its worker threads runs the command, so a
+        ping queued behind operations that a stalled database holds would wait longer.
+        """
+        deadline = driver.deadline_ms(self._database)
+        with pymongo.timeout(None if deadline is None else deadline / 1000):
+            await self._database.command("ping")
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self._database)
