@@ -171,8 +171,10 @@ def unavailable(answers: dict[str, Answer]) -> dict[str, bool]:
     return {
         "rest": (rest.status, rest.body)
         == (503, {"success": False, "error": {"message": ServiceUnavailable.message}}),
-        "mutation": graphql_codes(answers["mutation"]) == ["SERVICE_UNAVAILABLE"],
-        "query": graphql_codes(answers["query"]) == ["SERVICE_UNAVAILABLE"],
+        "mutation": answers["mutation"].status == 503
+        and graphql_codes(answers["mutation"]) == ["SERVICE_UNAVAILABLE"],
+        "query": answers["query"].status == 503
+        and graphql_codes(answers["query"]) == ["SERVICE_UNAVAILABLE"],
         "readyz": (readyz.status, readyz.body) == (503, {"status": "unavailable"}),
     }
 
