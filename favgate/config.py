@@ -64,6 +64,14 @@ class Settings:
     rate_limit: int = 100
     # Busy keys take units ahead, saving round trips (favgate.limiter).
     rate_limit_leases: bool = True
+    # Webhooks (favgate.webhooks): whether this process relays and sends them, how long
+    # a delivery is retried before it is recorded as failed, the first retry's delay
+    # (doubling from there), and whether URLs may point into private networks
+    # (development and tests only).
+    webhook_worker: bool = True
+    webhook_retry_hours: float = 24.0
+    webhook_backoff_seconds: float = 5.0
+    webhook_allow_private: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +102,10 @@ class Settings:
             cache_ttl_seconds=_cache_ttl(env.get("FAVGATE_CACHE_TTL_SECONDS")),
             rate_limit=_integer(env, "FAVGATE_RATE_LIMIT", 100),
             rate_limit_leases=_boolean(env, "FAVGATE_RATE_LIMIT_LEASES", True),
+            webhook_worker=_boolean(env, "FAVGATE_WEBHOOK_WORKER", True),
+            webhook_retry_hours=_number(env, "FAVGATE_WEBHOOK_RETRY_HOURS", 24.0),
+            webhook_backoff_seconds=_number(env, "FAVGATE_WEBHOOK_BACKOFF_SECONDS", 5.0),
+            webhook_allow_private=_boolean(env, "FAVGATE_WEBHOOK_ALLOW_PRIVATE", False),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -166,6 +178,19 @@ def _integer(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number; got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be positive; got {value}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:  # NaN fails this too
+        raise ConfigError(f"{name} must be a positive number; got {raw!r}")
     return value
 
 

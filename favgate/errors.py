@@ -16,7 +16,8 @@ maps it to an error in one place (``favgate.schema.errors``)::
     ├── NotFound                    404  NOT_FOUND
     │   ├── InstanceNotFound             "Instance not found"
     │   ├── MessageNotFound              "Message not found"
-    │   └── AccountNotFound              "Account not found"
+    │   ├── AccountNotFound              "Account not found"
+    │   └── WebhookNotFound              "Webhook not found"
     ├── Conflict                    409  CONFLICT  (creating what already exists)
     ├── PayloadTooLarge             413  PAYLOAD_TOO_LARGE  "Request body too large"
     ├── UnsupportedMediaType        415  UNSUPPORTED_MEDIA_TYPE
@@ -103,6 +104,10 @@ class MessageNotFound(NotFound):
 
 class AccountNotFound(NotFound):
     message = "Account not found"
+
+
+class WebhookNotFound(NotFound):
+    message = "Webhook not found"
 
 
 class Conflict(FavgateError):

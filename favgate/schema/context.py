@@ -47,6 +47,8 @@ class Context:
     rate_limit: tuple[RateLimiter, str] | None = None
     # A WebSocket's connection_init payload; Strawberry sets it before on_ws_connect.
     connection_params: dict[str, Any] | None = None
+    # FAVGATE_WEBHOOK_ALLOW_PRIVATE, for addWebhook (favgate.webhooks.addresses).
+    webhook_allow_private: bool = False
 
     async def charge(self, cost: int) -> None:
         """Spend ``cost`` more units of the request's budget, for an operation worth more
@@ -125,6 +127,8 @@ class GraphQLView(GraphQL[Context, None]):
             return build_context(storage, token, cache_messages=False)
         context = build_context(storage, token, caller=getattr(request.state, "caller", None))
         context.rate_limit = _rate_limit(request.state)
+        settings = getattr(request.state, "settings", None)
+        context.webhook_allow_private = getattr(settings, "webhook_allow_private", False)
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

@@ -19,6 +19,7 @@ from favgate.storage.directory import Directory
 from favgate.storage.favorites import Favorites
 from favgate.storage.indexes import ensure_indexes
 from favgate.storage.messages import Messages
+from favgate.storage.outbox import Delivery, Outbox
 from favgate.storage.ratelimits import Bucket, Charge, Grant, RateLimits
 from favgate.storage.records import (
     Caller,
@@ -31,11 +32,13 @@ from favgate.storage.records import (
     Message,
     Position,
 )
+from favgate.storage.webhooks import Webhook, Webhooks, WebhookStats
 
 __all__ = [
     "Bucket",
     "Caller",
     "Charge",
+    "Delivery",
     "Favorite",
     "FavoriteChange",
     "FavoriteFilter",
@@ -45,11 +48,15 @@ __all__ = [
     "Instance",
     "InstanceStatus",
     "Message",
+    "Outbox",
     "Position",
     "RateLimits",
     "ResumeToken",
     "Storage",
     "Subscriber",
+    "Webhook",
+    "WebhookStats",
+    "Webhooks",
     "open_storage",
 ]
 
@@ -68,6 +75,8 @@ class Storage:
         self.favorites = Favorites(database)
         self.changes = FavoriteChanges(database)
         self.rate_limits = RateLimits(database)
+        self.webhooks = Webhooks(database)
+        self.outbox = Outbox(database)
 
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""

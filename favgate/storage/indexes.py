@@ -11,6 +11,9 @@ INSTANCES = "instances"
 MESSAGES = "messages"
 FAVORITES = "favorites"
 RATE_LIMITS = "rate_limits"
+WEBHOOKS = "webhooks"
+WEBHOOK_DELIVERIES = "webhook_deliveries"
+WEBHOOK_RELAY = "webhook_relay"
 
 INDEXES: dict[str, list[IndexModel]] = {
     ACCOUNTS: [
@@ -62,6 +65,14 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     RATE_LIMITS: [
         # Idle keys disappear once their last hit has left the window (storage.ratelimits).
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_at_ttl"),
+    ],
+    WEBHOOKS: [IndexModel([("instance", ASCENDING)], name="instance")],
+    WEBHOOK_DELIVERIES: [
+        # The workers' claim: the pending delivery due soonest (storage.outbox).
+        IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due"),
+        IndexModel([("webhook", ASCENDING), ("status", ASCENDING)], name="webhook_status"),
+        # Finished deliveries (delivered or failed) are kept a while, then disappear.
         IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_at_ttl"),
     ],
 }
