@@ -81,10 +81,12 @@ class Receiver:
         with self._lock:
             return list(self.received)
 
-    async def wait_for(self, condition: Callable[[list[Received]], bool]) -> list[Received]:
-        deadline = time.monotonic() + TIMEOUT
+    async def wait_for(
+        self, condition: Callable[[list[Received]], bool], timeout: float = TIMEOUT
+    ) -> list[Received]:
+        deadline = time.monotonic() + timeout
         while not condition(received := self.snapshot()):
-            assert time.monotonic() < deadline, f"not received in {TIMEOUT:g} s: {received}"
+            assert time.monotonic() < deadline, f"not received in {timeout:g} s: {received}"
             await asyncio.sleep(0.02)
         return received
 
