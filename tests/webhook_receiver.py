@@ -86,7 +86,8 @@ class Receiver:
     ) -> list[Received]:
         deadline = time.monotonic() + timeout
         while not condition(received := self.snapshot()):
-            assert time.monotonic() < deadline, f"not received in {timeout:g} s: {received}"
+            ids = [r.id for r in received]
+            assert time.monotonic() < deadline, f"not received in {timeout:g} s; got {ids}"
             await asyncio.sleep(0.02)
         return received
 
