@@ -256,3 +256,21 @@ async def wait_for_metric(name: str, condition: Any) -> None:
     async with asyncio.timeout(TIMEOUT):
         while not condition(REGISTRY.get_sample_value(name)):
             await asyncio.sleep(0.05)
+
+
+async def test_a_named_host_is_sent_its_name_and_endpoints_are_bounded(
+    client: httpx.AsyncClient, tenants: Tenants, receiver: Receiver
+) -> None:
+    url = receiver.url.replace("127.0.0.1", "localhost")
+    _, secret = await add_webhook(client, tenants.acme_token, url)
+    await favorite(client, tenants.main_token)
+    [received] = await receiver.wait_for_count(1)
+    assert received.verified(secret)["data"]["instance"] == "main"
+    # Connected to the address checked, the request still names the host of the URL.
+    assert received.headers["host"] == url.split("/")[2]
+
+    for i in range(9):
+        await add_webhook(client, tenants.acme_token, f"{url}/{i}")
+    body = await graphql(client, tenants.acme_token, ADD, instance="main", url=url)
+    assert body["errors"][0]["message"] == "Invalid url: an instance has at most 10 webhooks"
+    assert len(await listed(client, tenants.acme_token)) == 10

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from favgate.errors import WebhookNotFound
+from favgate.errors import InvalidArgument, WebhookNotFound
 from favgate.resolvers.validation import require_text
 from favgate.storage import Caller, Instance, Storage, Webhook, WebhookStats
 from favgate.webhooks import addresses
@@ -17,6 +17,7 @@ from favgate.webhooks.signing import generate_secret
 
 MAX_URL_LENGTH = 2048
 MAX_ID_LENGTH = 64
+MAX_WEBHOOKS_PER_INSTANCE = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,11 @@ async def add_webhook(
     """A new endpoint of ``instance``, its secret generated; ``url`` checked first."""
     url = require_text("url", url.strip(), MAX_URL_LENGTH)
     await addresses.resolve(url, allow_private)
+    # Each change is sent to every endpoint: a bound on them bounds the work per change.
+    if len(await storage.webhooks.of_instances([instance.name])) >= MAX_WEBHOOKS_PER_INSTANCE:
+        raise InvalidArgument(
+            "url", f"an instance has at most {MAX_WEBHOOKS_PER_INSTANCE} webhooks"
+        )
     return await storage.webhooks.add(instance.name, url, generate_secret(), datetime.now(UTC))
 
 

@@ -60,9 +60,10 @@ def parse(url: str) -> httpx.URL:
     return parsed
 
 
-async def resolve(url: str, allow_private: bool) -> Destination:
-    """Where to send a delivery for ``url``: its host's first address, once every address
-    it resolves to has been found public (or ``allow_private``). InvalidArgument if not."""
+async def resolve(url: str, allow_private: bool, attempt: int = 0) -> Destination:
+    """Where to send a delivery for ``url``, once every address its host resolves to has
+    been found public (or ``allow_private``); InvalidArgument if not. Successive attempts
+    take its addresses in turn: one unreachable address (IPv6, say) does not fail all."""
     parsed = parse(url)
     port = parsed.port or _SCHEMES[parsed.scheme]
     addresses = await _addresses(parsed.host, port)
@@ -71,7 +72,8 @@ async def resolve(url: str, allow_private: bool) -> Destination:
         raise InvalidArgument("url", f"its host resolves to a non-public address ({refused[0]})")
     name = f"[{parsed.host}]" if ":" in parsed.host else parsed.host  # IPv6 keeps brackets
     host_header = name if parsed.port is None else f"{name}:{parsed.port}"
-    return Destination(parsed.copy_with(host=str(addresses[0])), parsed.host, host_header)
+    address = addresses[attempt % len(addresses)]
+    return Destination(parsed.copy_with(host=str(address)), parsed.host, host_header)
 
 
 async def _addresses(host: str, port: int) -> list[IPAddress]:

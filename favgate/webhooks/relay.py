@@ -71,9 +71,10 @@ class Relay:
                 logger.warning("webhook relay interrupted, resuming: %s", exc)
             except Exception:  # a bug must not end the relay for good
                 logger.exception("webhook relay failed, resuming")
-            if feed is not None:
-                await feed.close()
-                feed = None
+            finally:  # cancelled included: the stream's cursor is not left open
+                if feed is not None:
+                    await feed.close()
+                    feed = None
             await asyncio.sleep(RETRY_SECONDS)
 
     async def stop(self) -> None:

@@ -49,7 +49,7 @@ async def _attempt(
     client: httpx.AsyncClient, webhook: Webhook, delivery: Delivery, allow_private: bool
 ) -> str | None:
     try:
-        destination = await addresses.resolve(webhook.url, allow_private)
+        destination = await addresses.resolve(webhook.url, allow_private, delivery.attempts - 1)
     except FavgateError as exc:  # refused or unresolvable now: retried like any failure
         return exc.message
     headers = {
