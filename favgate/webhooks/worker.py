@@ -37,6 +37,9 @@ GAUGES_SECONDS = 1.0
 # An attempt's lease: longer than its timeout, so that it ends before another may begin.
 ATTEMPT_LEASE = timedelta(seconds=sender.TIMEOUT_SECONDS + 5)
 MAX_BACKOFF_SECONDS = 3600.0
+# How long stopping waits, beyond the database's own timeout, for the loops to finish
+# their step before cancelling them.
+STOP_GRACE_SECONDS = 1.0
 
 
 def backoff(attempts: int, base_seconds: float) -> timedelta:
@@ -54,10 +57,13 @@ class WebhookWorker:
         self._retry_window = timedelta(hours=settings.webhook_retry_hours)
         self._base_seconds = settings.webhook_backoff_seconds
         self._poll = min(POLL_SECONDS, settings.webhook_backoff_seconds)
+        self._grace = settings.database_timeout_ms / 1000 + STOP_GRACE_SECONDS
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._relay = Relay(storage, self._owner, self._wake.set)
         self._client: httpx.AsyncClient | None = None
+        self._relaying: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -67,24 +73,35 @@ class WebhookWorker:
             logger.error("webhooks need change streams (a replica set): none will be sent")
             feed = None
         else:
-            self._tasks.append(asyncio.create_task(self._relay.run(feed)))
+            self._relaying = asyncio.create_task(self._relay.run(feed))
         self._client = sender.http_client()
         self._tasks += [asyncio.create_task(self._send_loop()) for _ in range(SENDERS)]
         self._tasks.append(asyncio.create_task(self._gauge_loop()))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        """Stop the relay (its stream closes as the subscriptions' do), let the other
+        loops finish their step, then cancel what still runs (an attempt): a database
+        operation cut off midway can leave a half-open connection behind (PyMongo)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._relaying is not None:
+            self._relaying.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._relaying
+        if self._tasks:
+            _, running = await asyncio.wait(self._tasks, timeout=self._grace)
+            for task in running:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks.clear()
         await self._relay.stop()
         if self._client is not None:
             await self._client.aclose()
 
     async def _send_loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 delivery = await self._outbox.claim(self._owner, _now(), ATTEMPT_LEASE)
                 if delivery is not None:
@@ -99,7 +116,8 @@ class WebhookWorker:
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._poll)
-        self._wake.clear()
+        if not self._stopping.is_set():  # stopping wakes every sender, for good
+            self._wake.clear()
 
     async def _attempt(self, delivery: Delivery) -> None:
         webhook = await self._storage.webhooks.get(delivery.webhook)
@@ -124,13 +142,14 @@ class WebhookWorker:
         WEBHOOK_DELIVERIES.labels("retried").inc()
 
     async def _gauge_loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             with contextlib.suppress(PyMongoError):
                 pending, oldest = await self._outbox.backlog()
                 WEBHOOKS_PENDING.set(pending)
                 age = 0.0 if oldest is None else (_now() - oldest).total_seconds()
                 WEBHOOKS_OLDEST_PENDING.set(max(age, 0.0))
-            await asyncio.sleep(GAUGES_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), GAUGES_SECONDS)
 
 
 def _now() -> datetime:
