@@ -202,6 +202,9 @@ async def test_loopback_and_private_urls_are_refused_unless_allowed(
         "/relative": "must be an http or https URL",
         "http://user:secret@8.8.8.8/": "must not contain credentials",
         "http://host.invalid/": "its host does not resolve",
+        "http://xn--/": "not a valid URL",
+        "https://8.8.8.8:99999/": "not a valid URL",
+        "http://a\x00b/": "not a valid URL",
         "http://" + "a" * 2050: "must be at most 2048 characters",
     }
     async with serving(settings.replace(webhook_allow_private=False)) as client:

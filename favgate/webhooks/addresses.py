@@ -51,10 +51,13 @@ def parse(url: str) -> httpx.URL:
     """``url`` if it is an absolute http(s) URL without credentials; else InvalidArgument."""
     try:
         parsed = httpx.URL(url)
-    except httpx.InvalidURL:
+        parsed.host  # noqa: B018 decoded lazily: a bad IDNA label ("xn--") fails here
+    except (httpx.InvalidURL, ValueError):
         raise InvalidArgument("url", "not a valid URL") from None
     if parsed.scheme not in _SCHEMES or not parsed.host:
         raise InvalidArgument("url", "must be an http or https URL")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise InvalidArgument("url", "not a valid URL")
     if parsed.userinfo:
         raise InvalidArgument("url", "must not contain credentials")
     return parsed
@@ -79,7 +82,7 @@ async def resolve(url: str, allow_private: bool, attempt: int = 0) -> Destinatio
 async def _addresses(host: str, port: int) -> list[IPAddress]:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):  # socket.gaierror is an OSError
+    except (OSError, ValueError):  # socket.gaierror is an OSError; UnicodeError a ValueError
         raise InvalidArgument("url", "its host does not resolve") from None
     # The scope of a link-local IPv6 address ("fe80::1%eth0") is not part of the address.
     found = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
