@@ -61,6 +61,7 @@ class WebhookWorker:
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._database_down = False
         self._relay = Relay(storage, self._owner, self._wake.set)
         self._client: httpx.AsyncClient | None = None
         self._relaying: asyncio.Task[None] | None = None
@@ -104,11 +105,14 @@ class WebhookWorker:
         while not self._stopping.is_set():
             try:
                 delivery = await self._outbox.claim(self._owner, _now(), ATTEMPT_LEASE)
+                self._database_down = False
                 if delivery is not None:
                     await self._attempt(delivery)
                     continue
             except PyMongoError as exc:
-                logger.warning("webhook delivery interrupted: %s", exc)
+                if not self._database_down:  # once per outage, not once per sender and poll
+                    logger.warning("webhook deliveries paused, the database failed: %s", exc)
+                self._database_down = True
             except Exception:  # a bug must not stop deliveries for good
                 logger.exception("webhook delivery failed")
             await self._idle()
