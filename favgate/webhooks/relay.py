@@ -5,8 +5,9 @@ every ``LEASE / 3``); the others try to take it every ``RETRY_SECONDS`` and take
 within ``LEASE`` of the holder's death (at once after a clean stop, which releases it).
 The holder follows the change stream from the stored resume token and, for each change,
 enqueues one delivery per endpoint of the favorite's instance, *then* stores the change's
-token: a process killed between the two reads the change again on resumption and
-enqueues nothing new (deliveries are keyed by the event).
+token (at once when it enqueued something, else at most once a second): a process killed
+between the two reads the change again on resumption and enqueues nothing new
+(deliveries are keyed by the event).
 Nothing is lost and nothing is enqueued twice, whatever dies when.
 
 The very first relay, with no token stored, stores where the stream stood on opening,
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=10)
 RETRY_SECONDS = 1.0
+SAVE_EVERY_SECONDS = 1.0
 # The stored token is older than the oldest change the server keeps (the relay was
 # stopped too long): the changes in between are gone; the relay starts again from now.
 _HISTORY_LOST = {280, 286}
@@ -108,9 +111,14 @@ class Relay:
                     await task
 
     async def _relay(self, feed: ChangeFeed) -> None:
+        saved_at = time.monotonic()
         async for change in feed.changes():
-            await self._enqueue(change)
-            await self._save(change.resume_token)
+            enqueued = await self._enqueue(change)
+            # Re-reading changes costs nothing but time (enqueuing is idempotent), so a
+            # change no endpoint wanted moves the stored token at most once a second.
+            if enqueued or time.monotonic() - saved_at >= SAVE_EVERY_SECONDS:
+                await self._save(change.resume_token)
+                saved_at = time.monotonic()
 
     async def _renew(self) -> None:
         while True:
@@ -123,11 +131,12 @@ class Relay:
         if not await self._outbox.save_position(self._owner, token):
             raise LeaseLost()
 
-    async def _enqueue(self, change: FavoriteChange) -> None:
+    async def _enqueue(self, change: FavoriteChange) -> bool:
+        """Enqueue the change for its instance's endpoints; False if it has none."""
         favorite = change.favorite
         webhooks = await self._storage.webhooks.of_instances([favorite.instance])
         if not webhooks:
-            return
+            return False
         message = None
         if (message_id := favorite.target.message_id) is not None:
             found = await self._storage.messages.get_many(favorite.instance, [message_id])
@@ -136,6 +145,7 @@ class Relay:
         event = payload.event_id(change.resume_token)
         await self._outbox.enqueue(event, [webhook.id for webhook in webhooks], body, _now())
         self._enqueued()
+        return True
 
 
 def _now() -> datetime:
