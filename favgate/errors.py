@@ -23,6 +23,7 @@ maps it to an error in one place (``favgate.schema.errors``)::
     │   ├── InstanceNotFound             "Instance not found"
     │   ├── MessageNotFound              "Message not found"
     │   ├── AccountNotFound              "Account not found"
+    │   ├── WebhookNotFound              "Webhook not found"
     │   └── PersistedQueryNotFound       PERSISTED_QUERY_NOT_FOUND  (send the document)
     ├── MethodNotAllowed            405  METHOD_NOT_ALLOWED  (with ``Allow``)
     ├── Conflict                    409  CONFLICT  (creating what already exists)
@@ -152,6 +153,10 @@ class MessageNotFound(NotFound):
 
 class AccountNotFound(NotFound):
     message = "Account not found"
+
+
+class WebhookNotFound(NotFound):
+    message = "Webhook not found"
 
 
 class PersistedQueryNotFound(NotFound):

@@ -287,6 +287,7 @@ class Prepared:
         assert checked.document is not None
         name = operation.name.value if operation.name else None
         context = build_context(storage, None, caller=identity.caller)
+        context.webhook_allow_private = transport.settings.webhook_allow_private
         executor = transport.executor_class.build(
             transport.schema._schema,
             checked.document,

@@ -27,6 +27,7 @@ from favgate.storage.documents import Documents
 from favgate.storage.favorites import Favorites
 from favgate.storage.indexes import ensure_indexes
 from favgate.storage.messages import Messages
+from favgate.storage.outbox import Delivery, Outbox
 from favgate.storage.ratelimits import Bucket, Charge, Grant, RateLimitWindows
 from favgate.storage.records import (
     Caller,
@@ -39,11 +40,13 @@ from favgate.storage.records import (
     Message,
     Position,
 )
+from favgate.storage.webhooks import Webhook, Webhooks, WebhookStats
 
 __all__ = [
     "Bucket",
     "Caller",
     "Charge",
+    "Delivery",
     "Documents",
     "Favorite",
     "FavoriteChange",
@@ -54,12 +57,16 @@ __all__ = [
     "Instance",
     "InstanceStatus",
     "Message",
+    "Outbox",
     "Position",
     "RateLimitWindows",
     "ResumeToken",
     "Sighting",
     "Storage",
     "Subscriber",
+    "Webhook",
+    "WebhookStats",
+    "Webhooks",
     "open_storage",
 ]
 
@@ -80,6 +87,8 @@ class Storage:
         self.changes = FavoriteChanges(database)
         self.rate_limits = RateLimitWindows(database)
         self.documents = Documents(database)
+        self.webhooks = Webhooks(database)
+        self.outbox = Outbox(database)
 
     async def ping(self) -> None:
         """Raise if the database does not answer within the deadline.

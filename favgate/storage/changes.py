@@ -209,6 +209,16 @@ class ChangeFeed:
                 raise ChangeStreamsUnavailable() from exc
             raise
 
+    @property
+    def position(self) -> ResumeToken | None:
+        """Where the open stream stands, before any change has been read from it.
+
+        Past the last change delivered, or further: only safe to persist as the point
+        to resume from while no change delivered is still being handled.
+        """
+        stream_token = None if self._stream is None else self._stream.resume_token
+        return stream_token or self.resume_token
+
     async def changes(self) -> AsyncGenerator[FavoriteChange, None]:
         """Every change, in order, until the feed is closed or the database stays away."""
         failures = 0
