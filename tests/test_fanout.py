@@ -22,7 +22,8 @@ from favgate.metrics import REGISTRY
 from favgate.resolvers.favorites import now
 from favgate.schema import Schema, build_context, build_schema
 from favgate.schema.limits import execution_context_class
-from favgate.storage import FavoriteTarget, FavoriteType, Storage
+from favgate.storage import FavoriteTarget, FavoriteType, Storage, Subscriber
+from favgate.storage.changes import DELIVERY_BATCH
 from favgate.websocket import SharedPayloads
 
 TIMEOUT = 10.0
@@ -191,3 +192,38 @@ def test_a_changed_data_object_is_never_served_stale() -> None:
         data = {"n": i}
         message = {"id": "1", "type": "next", "payload": {"data": data}}
         assert json.loads(payloads.encode(message))["payload"]["data"] == {"n": i}
+
+
+async def test_a_change_to_many_subscribers_lets_the_loop_run_between_batches(
+    storage: Storage, tenants: Tenants
+) -> None:
+    """Each batch of subscribers handed a change runs before the next batch is woken, and
+    whatever else waits (a request) runs in between: here, a task that ticks."""
+    subscribers = [await storage.changes.subscribe("main") for _ in range(3 * DELIVERY_BATCH)]
+    events: list[str] = []
+
+    async def consume(subscriber: Subscriber) -> Any:
+        favorite = await anext(subscriber)
+        events.append("received")
+        return favorite
+
+    async def tick() -> None:
+        while True:
+            events.append("tick")
+            await asyncio.sleep(0)
+
+    consumers = [asyncio.ensure_future(consume(s)) for s in subscribers]
+    target = CHANGES[0][0]
+    await storage.favorites.set("main", target, True, now())
+    ticker = asyncio.ensure_future(tick())
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            received = await asyncio.gather(*consumers)
+    finally:
+        ticker.cancel()
+        for subscriber in subscribers:
+            await subscriber.aclose()
+    assert [favorite.target for favorite in received] == [target] * len(subscribers)
+    first = events.index("received")
+    last = len(events) - 1 - events[::-1].index("received")
+    assert events[first:last].count("tick") >= 2  # 3 batches: the loop ran between them
