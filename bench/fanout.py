@@ -125,7 +125,7 @@ async def fan_out(
         await until_every_one_hears(http, tokens[0], subscribers)
         rss_subscribed = measure.memory_mb(server.pid, "VmRSS")
         probe = start_probe(server.url, args)
-        with profiling(server.pid, args):
+        with profiling(server.pid, args) as profile:
             fan_outs, writes = await timed_writes(http, tokens[0], subscribers, args.writes)
         slowest_health = finish_probe(probe)
         for task in readers:
@@ -143,6 +143,7 @@ async def fan_out(
         "rss_connected_mb": rss_connected,
         "rss_subscribed_mb": rss_subscribed,
         "rss_per_1000_subscriptions_mb": (rss_subscribed - rss_connected) * 1000 / total,
+        **profile,
     }
 
 
@@ -181,15 +182,17 @@ async def timed_writes(
 
 
 @contextlib.contextmanager
-def profiling(pid: int, args: argparse.Namespace) -> Iterator[None]:
-    """With ``--profile``: py-spy samples of the gateway during the writes."""
+def profiling(pid: int, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    """With ``--fanout-profile``: py-spy samples of the gateway during the writes, their
+    summary left in the dict yielded (as ``profile``)."""
+    found: dict[str, Any] = {}
     if not args.fanout_profile:
-        yield
+        yield found
         return
     raw = RESULTS / "profile-fanout.txt"
     with sampling.recording(pid, args.fanout_profile_seconds, raw):
-        yield
-    print(json.dumps(sampling.summary(raw), indent=1), file=sys.stderr)
+        yield found
+    found["profile"] = sampling.summary(raw)
 
 
 def start_probe(url: str, args: argparse.Namespace) -> subprocess.Popen[str]:

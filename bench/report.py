@@ -48,18 +48,32 @@ def profiles(results: dict[str, Any]) -> list[str]:
     lines = []
     for driver, servers in results["drivers"].items():
         for workload, summary in servers["favgate"].get("profiles", {}).items():
-            top = ", ".join(f"{name} {share}%" for share, name in summary["self"][:8])
-            lines.append(f"- {driver}, {WORKLOADS[workload]}: {top}")
+            lines.append(f"- {driver}, {WORKLOADS[workload]}: {top_functions(summary)}")
+    for driver, fanout in results.get("fanout", {}).items():
+        if "profile" in fanout:
+            top = top_functions(fanout["profile"])
+            lines.append(f"- {driver}, live fan-out (during the writes): {top}")
     if not lines:
         return []
     return [
         "### Profiles",
         "",
-        "favgate's functions by share of CPU samples (self):",
+        "Shares of the CPU samples: the top functions running (self), then favgate's own "
+        "functions on the stack (cumulative, outermost middlewares left out).",
         "",
         *lines,
         "",
     ]
+
+
+def top_functions(summary: dict[str, Any]) -> str:
+    running = ", ".join(f"{name} {share}%" for share, name in summary["self"][:8])
+    ours = [
+        f"{name} {share}%"
+        for share, name in summary["cumulative"]
+        if "favgate/" in name and not name.endswith(("Middleware.__call__ (favgate/logs.py)",))
+    ]
+    return f"self: {running}; favgate, cumulative: {', '.join(ours[:8])}"
 
 
 def summary_table(results: dict[str, Any]) -> list[str]:

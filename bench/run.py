@@ -233,6 +233,7 @@ def benchmark(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         print(f"{driver}:", file=sys.stderr, flush=True)
         results["drivers"][driver] = bench.driver(driver)
     if args.fanout:
+        args.fanout_profile = args.fanout_profile or args.profile
         results["fanout"] = {}
         for driver in args.drivers:
             print(f"  fan-out, {driver} ({load_average()})", file=sys.stderr, flush=True)
