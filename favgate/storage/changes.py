@@ -135,7 +135,6 @@ class FavoriteChanges:
                 subscriber.end(error)
             self._subscribers.clear()
 
-
     async def _offer(self, favorite: Favorite) -> None:
         for count, subscriber in enumerate(list(self._subscribers), 1):
             if not subscriber.offer(favorite):
