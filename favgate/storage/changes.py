@@ -124,8 +124,11 @@ class FavoriteChanges:
     async def _deliver(self, feed: ChangeFeed) -> None:
         error: Exception | None = None
         try:
-            async for change in feed.changes():
-                await self._offer(change.favorite)
+            # Closed on leaving, wherever the pump is stopped: between two batches the feed
+            # is not awaiting, and only closing it closes its stream.
+            async with contextlib.aclosing(feed.changes()) as changes:
+                async for change in changes:
+                    await self._offer(change.favorite)
         except Exception as exc:  # the stream is lost: so are its subscriptions
             error = exc
         finally:
