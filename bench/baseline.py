@@ -5,7 +5,9 @@ parse the JSON body, run the same queries on the same collections with the same 
 client options and write concern, answer JSON. What favgate costs above this is what the
 gateway adds.
 
-- ``POST /chat/{instance}``: one upsert (favgate's REST chat favorite and ``setFavorite``);
+- ``POST /chat/{instance}``: the chat's identity lookup (favgate.resolvers.identities: one
+  ``aggregate``, through favgate's storage, so that it is the same command), then one
+  upsert (favgate's REST chat favorite and ``setFavorite``);
 - ``POST /message/{instance}``: one find (the message's chat), then one upsert;
 - ``POST /page/{instance}``: one find (20 current favorites, newest first), then one find
   of their messages (``favorites(first: 20)`` with ``message``).
@@ -27,6 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from favgate.storage.chats import Chats
+
 NEWEST_FIRST = [("favorited_at", -1), ("_id", -1)]
 
 
@@ -42,6 +46,8 @@ def connect(uri: str, driver: str) -> Any:
 async def chat(request: Request) -> Response:
     body = json.loads(await request.body())
     chat_jid = "".join(c for c in body["number"] if c.isdigit()) + "@s.whatsapp.net"
+    # The bench's numbers have one spelling (no mobile rule matches): one JID to look up.
+    await request.state.chats.sightings(request.path_params["instance"], [chat_jid])
     await upsert(request, request.path_params["instance"], chat_jid, None, body["favorite"])
     return JSONResponse(result("chat", chat_jid, None, body["favorite"]))
 
@@ -126,7 +132,8 @@ def create_app() -> Starlette:
         client = connect(uri, driver)
         # The write concern favgate uses by default: journaled acknowledgements.
         concern = WriteConcern(w=1, j=True)
-        yield {"database": client.get_database(database_name, write_concern=concern)}
+        database = client.get_database(database_name, write_concern=concern)
+        yield {"database": database, "chats": Chats(database)}
         closed = client.close()
         if closed is not None:
             await closed

@@ -17,8 +17,10 @@ neighbour on a shared core, and the Python database server never takes its core.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -29,6 +31,12 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
+# The persisted workload's document, registered before its runs (bench/seed.py).
+PERSISTED_QUERY = (
+    'mutation Set($n: String!) { setFavorite(instance: "bench", number: $n, '
+    "favorite: true) { success message chatJid messageId favorite type } }"
+)
+PERSISTED_HASH = hashlib.sha256(PERSISTED_QUERY.encode()).hexdigest()
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 _CPUS = sorted(os.sched_getaffinity(0))
 GATEWAY_CPUS = set(_CPUS[:1])
@@ -114,7 +122,7 @@ class Server:
 class Load:
     """One wrk run: which requests, how many connections, how long."""
 
-    workload: str  # chat, message, set, page (see wrk.lua)
+    workload: str  # chat, message, set, persisted, page (see wrk.lua)
     connections: int
     seconds: int
     run: int  # unique per run: chat numbers never repeat across runs
@@ -123,6 +131,7 @@ class Load:
         script = ["-s", str(BENCH / "wrk.lua"), server.url, "--"]
         requests = "baseline" if server.kind == "baseline" else "favgate"
         arguments = [requests, self.workload, str(self.run), str(server.tokens), str(messages)]
+        arguments.append(PERSISTED_HASH)
         options = ["-t1", f"-c{self.connections}", f"-d{self.seconds}s", "--timeout", "10s"]
         return ["wrk", *options, *script, *arguments]
 
@@ -174,21 +183,34 @@ def measure(server: Server, load: Load, messages: int) -> Run:
     )
 
 
+def figures(run: Run) -> dict[str, Any]:
+    """One run's figures, per request where it applies."""
+    return {
+        "requests": run.requests,
+        "throughput": run.requests / run.seconds,
+        "p50_ms": run.p50_ms,
+        "p99_ms": run.p99_ms,
+        "cpu_us_per_request": run.cpu_seconds / run.served * 1e6,
+        "round_trips_per_request": run.commands.total() / run.served,
+        "peak_rss_mb": run.peak_rss_mb,
+    }
+
+
 def combine(runs: list[Run]) -> dict[str, Any]:
-    """The figures of one or more runs of the same load: totals over totals; latency
-    percentiles averaged over the runs."""
+    """The figures of the runs (rounds) of one load: the median of each, every run's
+    figures beside them (bench/report.py pairs them with the baseline's, round by round),
+    and the commands per request over all the runs."""
+    each = [figures(run) for run in runs]
     served = sum(run.served for run in runs)
     commands: Counter[str] = sum((run.commands for run in runs), Counter())
     per_request = {name: round(n / served, 3) for name, n in sorted(commands.items())}
+    medians = {key: statistics.median(f[key] for f in each) for key in each[0]}
     return {
+        **medians,
         "requests": sum(run.requests for run in runs),
-        "throughput": sum(run.requests for run in runs) / sum(run.seconds for run in runs),
-        "p50_ms": sum(run.p50_ms for run in runs) / len(runs),
-        "p99_ms": sum(run.p99_ms for run in runs) / len(runs),
-        "cpu_us_per_request": sum(run.cpu_seconds for run in runs) / served * 1e6,
-        "round_trips_per_request": commands.total() / served,
-        "commands_per_request": per_request,
         "peak_rss_mb": max(run.peak_rss_mb for run in runs),
+        "commands_per_request": per_request,
+        "runs": each,
     }
 
 

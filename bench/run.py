@@ -1,12 +1,14 @@
 """``make bench``: favgate beside a raw baseline, same database, same machine, one run.
 
-For each driver (motor, PyMongo's async client) and each workload, three servers start,
-each on a SecantusDB of its own, seeded alike (bench/seed.py): favgate, favgate without
-its rate limiter (a diagnosis, bench/serve.py), and the raw baseline (bench/baseline.py).
-wrk drives them in turn, at 1 and then 32 connections, so that whatever else the machine
-does at a given moment weighs on all three alike. Then memory: idle RSS and RSS with
-1,000 keep-alive connections (measured on the first servers), and a growth check
-(favgate under all four workloads at once for ``--growth`` seconds). Writes
+For each driver (motor, PyMongo's async client) and each workload, two servers start,
+each on a SecantusDB of its own, seeded alike (bench/seed.py): favgate and the raw
+baseline (bench/baseline.py); with ``--diagnose``, a third, favgate without its rate
+limiter (bench/serve.py). wrk drives them in turn, at 1 and then 16 connections,
+``--rounds`` times, so that whatever else the machine does at a given moment weighs on
+both alike; each figure is the median of the rounds. Then the live fan-out (bench/fanout.py)
+for each driver, what the embedded database does alone (bench/database.py), memory (idle
+RSS and RSS with 1,000 keep-alive connections, measured on the first servers) and a
+growth check (favgate under every workload at once for ``--growth`` seconds). Writes
 bench/results/latest.{json,md}, a timestamped copy of each, and bench/RESULTS.md, and
 prints the Markdown.
 
@@ -33,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import database
+import fanout
 import measure
 import report
 import sampling
@@ -45,9 +49,10 @@ RESULTS = BENCH / "results"
 DATABASE = "favgate_bench"
 DRIVERS = ["motor", "pymongo"]
 # favgate-nolimit is favgate without its rate-limit middleware (bench/serve.py): it tells
-# the limiter's cost from the rest of the gateway's.
-KINDS = ["favgate", "favgate-nolimit", "baseline"]
-CONNECTIONS = [1, 32]
+# the limiter's cost from the rest of the gateway's (--diagnose).
+KINDS = ["favgate", "baseline"]
+DIAGNOSIS = "favgate-nolimit"
+CONNECTIONS = [1, 16]
 RATE_LIMIT = 1_000_000_000
 CACHE_TTL = 1.0
 
@@ -85,24 +90,31 @@ class Bench:
             "FAVGATE_CACHE_TTL_SECONDS": str(CACHE_TTL),
         }
 
+    @property
+    def kinds(self) -> list[str]:
+        return [KINDS[0], DIAGNOSIS, *KINDS[1:]] if self.args.diagnose else KINDS
+
     def run(self, server: measure.Server, workload: str, connections: int, seconds: int):
         """One wrk run, on a clean slate (bench/seed.py reset)."""
         seed.reset(server.uri, DATABASE)
+        if workload == "persisted" and server.kind != "baseline":
+            seed.register_persisted(server.url, server.tokens)
         self._runs += 1
         load = measure.Load(workload, connections, seconds, self._runs)
         return measure.measure(server, load, seed.MESSAGES)
 
     def driver(self, driver: str) -> dict[str, Any]:
         """Every workload on every kind of server, memory on the first servers."""
-        results: dict[str, Any] = {kind: {"workloads": {}, "profiles": {}} for kind in KINDS}
+        kinds = self.kinds
+        results: dict[str, Any] = {kind: {"workloads": {}, "profiles": {}} for kind in kinds}
         for workload in self.args.workloads:
-            print(f"  {workload}", file=sys.stderr, flush=True)
+            print(f"  {workload} ({load_average()})", file=sys.stderr, flush=True)
             with contextlib.ExitStack() as stack:
-                servers = {kind: stack.enter_context(self.serving(kind, driver)) for kind in KINDS}
+                servers = {kind: stack.enter_context(self.serving(kind, driver)) for kind in kinds}
                 for kind, server in servers.items():
                     if "idle_rss_mb" not in results[kind]:
                         results[kind].update(memory(server))
-                    self.run(server, workload, 32, self.args.warmup)  # caches, allocators
+                    self.run(server, workload, 16, self.args.warmup)  # caches, allocators
                 for kind, figures in self.workload(servers, workload).items():
                     results[kind]["workloads"][workload] = figures
                 if self.args.profile:
@@ -117,7 +129,7 @@ class Bench:
         runs: dict[tuple[str, int], list[measure.Run]] = {}
         for _ in range(self.args.rounds):
             for connections in CONNECTIONS:
-                seconds = self.args.seconds_c1 if connections == 1 else self.args.seconds_c32
+                seconds = self.args.seconds_c1 if connections == 1 else self.args.seconds_c16
                 for kind, server in servers.items():
                     run = self.run(server, workload, connections, seconds)
                     runs.setdefault((kind, connections), []).append(run)
@@ -127,19 +139,22 @@ class Bench:
         }
 
     def profile(self, server: measure.Server, workload: str, driver: str) -> dict[str, Any]:
-        """Where favgate's time goes at 32 connections: one more run, not measured."""
+        """Where favgate's time goes at 16 connections: one more run, not measured."""
         seed.reset(server.uri, DATABASE)
+        if workload == "persisted":
+            seed.register_persisted(server.url, server.tokens)
         raw = RESULTS / f"profile-{driver}-{workload}.txt"
         self._runs += 1
-        load = measure.Load(workload, 32, self.args.seconds_c32, self._runs)
+        load = measure.Load(workload, 16, self.args.seconds_c16, self._runs)
         with sampling.recording(server.pid, load.seconds, raw):
             subprocess.run(load.command(server, seed.MESSAGES), capture_output=True, check=True)
         return sampling.summary(raw)
 
     def growth(self, driver: str, seconds: int) -> dict[str, Any]:
-        """favgate under all four workloads at once, 8 connections each; RSS every 5 s."""
+        """favgate under every workload at once, 8 connections each; RSS every 5 s."""
         print(f"  growth check, {driver}, {seconds} s", file=sys.stderr, flush=True)
         with self.serving("favgate", driver) as server:
+            seed.register_persisted(server.url, server.tokens)
             loads = []
             for workload in report.WORKLOADS:
                 self._runs += 1
@@ -175,6 +190,10 @@ def progress(kind: str, connections: int, run: measure.Run) -> None:
     )
 
 
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def sample_rss(pid: int, seconds: float, every: float) -> list[float]:
     samples, started = [], time.monotonic()
     while (elapsed := time.monotonic() - started) < seconds:
@@ -206,14 +225,24 @@ def machine() -> dict[str, Any]:
 
 def benchmark(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "config": config(args), "drivers": {}}
+    results["load"] = {"before": load_average()}
     if args.soak:
         results["growth"] = {"motor": bench.growth("motor", args.soak)}
         return results
     for driver in args.drivers:
         print(f"{driver}:", file=sys.stderr, flush=True)
         results["drivers"][driver] = bench.driver(driver)
+    if args.fanout:
+        args.fanout_profile = args.fanout_profile or args.profile
+        results["fanout"] = {}
+        for driver in args.drivers:
+            print(f"  fan-out, {driver} ({load_average()})", file=sys.stderr, flush=True)
+            results["fanout"][driver] = fanout.run(driver, args)
+    results["load"]["after"] = load_average()
     if partial(args):
         return results
+    print("  the embedded database alone", file=sys.stderr, flush=True)
+    results["database"] = database.figures(RESULTS)
     # The default driver only: the other's growth is the same code's, and time is short.
     results["growth"] = {"motor": bench.growth("motor", args.growth)}
     return results
@@ -223,7 +252,7 @@ def config(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "warmup_seconds": args.warmup,
         "seconds_c1": args.seconds_c1,
-        "seconds_c32": args.seconds_c32,
+        "seconds_c16": args.seconds_c16,
         "rounds": args.rounds,
         "rate_limit": RATE_LIMIT,
         "tokens": args.tokens,
@@ -254,10 +283,13 @@ def write(results: dict[str, Any]) -> str:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warmup", type=int, default=2, help="seconds, per server")
-    parser.add_argument("--seconds-c1", type=int, default=3)
-    parser.add_argument("--seconds-c32", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=1, help="runs per server and load")
-    parser.add_argument("--growth", type=int, default=60, help="seconds")
+    parser.add_argument("--seconds-c1", type=int, default=2)
+    parser.add_argument("--seconds-c16", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="runs per server and load")
+    parser.add_argument("--growth", type=int, default=30, help="seconds")
+    parser.add_argument("--diagnose", action="store_true", help="also favgate-nolimit")
+    parser.add_argument("--no-fanout", dest="fanout", action="store_false")
+    fanout.options(parser)
     parser.add_argument("--soak", type=int, default=0, help="only a growth check this long")
     parser.add_argument("--tokens", type=int, default=8, help="used in turn by the load")
     parser.add_argument("--profile", action="store_true", help="also sample favgate (py-spy)")

@@ -13,9 +13,12 @@ holds a share of the traffic, not all of it.
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import measure
 from pymongo import MongoClient
 
 from favgate.auth import generate_token, hash_token
@@ -63,6 +66,26 @@ def _messages(prefix: str, count: int) -> list[dict[str, object]]:
         {"id": f"{prefix}{i:04d}", "chat_jid": CHAT_JID, "from_me": i % 2 == 0, "text": f"m{i}"}
         for i in range(count)
     ]
+
+
+def register_persisted(url: str, tokens_file: Path) -> None:
+    """Register the persisted workload's document (Apollo's protocol: text and hash), then
+    check that its hash alone runs it: a failure there would answer 200 with errors, which
+    wrk would count as successes."""
+    token = tokens_file.read_text().split()[0]
+    persisted = {"persistedQuery": {"version": 1, "sha256Hash": measure.PERSISTED_HASH}}
+    variables = {"n": "5500000000001"}
+    register = {"query": measure.PERSISTED_QUERY, "variables": variables, "extensions": persisted}
+    for body in (register, {"variables": variables, "extensions": persisted}):
+        request = urllib.request.Request(
+            f"{url}/graphql",
+            data=json.dumps(body).encode(),
+            headers={"token": token, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = json.load(response)
+        if answer.get("errors") or not answer["data"]["setFavorite"]["success"]:
+            raise RuntimeError(f"the persisted document did not run: {answer}")
 
 
 def reset(uri: str, database: str) -> None:

@@ -137,6 +137,9 @@ def main(kind: str, port: int) -> None:
         workers=1,
         access_log=False,
         log_level="warning",
+        # The WebSocket as favgate serve runs it (favgate.cli): bench/fanout.py uses it.
+        ws="websockets-sansio",
+        ws_max_size=int(os.environ.get("FAVGATE_MAX_BODY_BYTES", 64 * 1024)),
         log_config=None if kind.startswith("favgate") else uvicorn.config.LOGGING_CONFIG,
     )
     uvicorn.Server(config).run()

@@ -1,15 +1,17 @@
 -- The benchmark's requests, for wrk:
---   wrk -t1 -cN -dD -s bench/wrk.lua URL -- SERVER WORKLOAD RUN TOKENS MESSAGES
--- SERVER is favgate or baseline; WORKLOAD one of chat, message, set, page; RUN a number
--- (0-999) unique to this wrk run; TOKENS a file of tokens, one a line, used in turn;
--- MESSAGES how many messages the instance "bench" has (MSG0000, MSG0001, ...).
+--   wrk -t1 -cN -dD -s bench/wrk.lua URL -- SERVER WORKLOAD RUN TOKENS MESSAGES HASH
+-- SERVER is favgate or baseline; WORKLOAD one of chat, message, set, persisted, page; RUN
+-- a number (0-999) unique to this wrk run; TOKENS a file of tokens, one a line, used in
+-- turn; MESSAGES how many messages the instance "bench" has (MSG0000, MSG0001, ...);
+-- HASH the sha256 of setFavorite's document as bench/measure.py registers it (persisted
+-- sends the hash alone, as Apollo's persisted queries do once a document is known).
 --
 -- Chat favorites name a new chat every time ("55" .. RUN .. counter), so that each one is
 -- a real upsert. Message favorites go round the messages, favoriting them on the first
 -- pass, unfavoriting them on the second, and so on: each one changes the record.
 -- done() prints one line "BENCH-JSON {...}" that bench/measure.py reads.
 
-local server, workload, run, messages
+local server, workload, run, messages, hash
 local tokens = {}
 local counter = 0
 
@@ -40,6 +42,10 @@ local requests = {
     set = function()
       return "/graphql", '{"query": "' .. SET .. '", "variables": {"n": "' .. number() .. '"}}'
     end,
+    persisted = function()
+      return "/graphql", '{"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "'
+        .. hash .. '"}}, "variables": {"n": "' .. number() .. '"}}'
+    end,
     page = function() return "/graphql", '{"query": "' .. PAGE .. '"}' end,
   },
   baseline = {
@@ -50,13 +56,16 @@ local requests = {
     set = function()
       return "/chat/bench", '{"number": "' .. number() .. '", "favorite": true}'
     end,
+    persisted = function()
+      return "/chat/bench", '{"number": "' .. number() .. '", "favorite": true}'
+    end,
     page = function() return "/page/pages", "{}" end,
   },
 }
 
 function init(args)
   server, workload = args[1], args[2]
-  run, messages = tonumber(args[3]), tonumber(args[5])
+  run, messages, hash = tonumber(args[3]), tonumber(args[5]), args[6]
   for line in io.lines(args[4]) do
     tokens[#tokens + 1] = line
   end

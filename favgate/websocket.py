@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,10 +39,14 @@ from typing import Any, cast
 from graphql import GraphQLError, GraphQLSyntaxError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -80,6 +84,8 @@ MESSAGE_TOO_BIG = 1009  # RFC 6455, as the protocol layer answers it
 _TYPES = frozenset({"connection_init", "ping", "pong", "subscribe", "complete"})
 _OPERATION_ID = re.compile(r"[\x21-\x7e]{1,64}")
 _MAX_CLOSE_REASON_BYTES = 123
+# Encoded next payloads kept: the latest changes of every document in use.
+SHARED_PAYLOADS = 64
 
 
 @dataclass(slots=True)
@@ -137,11 +143,58 @@ class Adapter(ASGIWebSocketAdapter):
                 return
             yield _decode(text)
 
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        text = cast(WebSocketView, self.view).payloads.encode(message)
+        try:
+            await self.ws.send_text(text)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
     async def close(self, code: int, reason: str) -> None:
         # Strawberry puts client text in some reasons (a syntax error's message); a close
         # frame holds 123 bytes of UTF-8 at most.
         fitting = reason.encode(errors="replace")[:_MAX_CLOSE_REASON_BYTES]
         await super().close(code, fitting.decode(errors="ignore"))
+
+
+class SharedPayloads:
+    """Messages encoded as Strawberry encodes them (compact JSON), the ``next`` payloads
+    of a shared result once: subscriptions of one document receive the same data object
+    for a change (``favgate.schema.execution.SharedEvents``), so its text is made once and
+    each subscriber's message only wraps its own id around it, byte for byte what
+    ``json.dumps`` of the whole message gives (``tests/test_fanout.py``).
+
+    Keyed by the data's ``id``: each entry holds its data, so that the id cannot be reused
+    while it is here; results are never changed once sent.
+    """
+
+    def __init__(self, size: int = SHARED_PAYLOADS) -> None:
+        self.size = size
+        self._texts: OrderedDict[int, tuple[object, str]] = OrderedDict()
+
+    def encode(self, message: Mapping[str, object]) -> str:
+        payload = message.get("payload")
+        if (
+            message.get("type") != "next"
+            or list(message) != ["id", "type", "payload"]
+            or not isinstance(payload, dict)
+            or list(payload) != ["data"]
+        ):
+            return _compact(message)
+        return f'{{"id":{_compact(message["id"])},"type":"next","payload":{self._shared(payload)}}}'
+
+    def _shared(self, payload: dict[str, object]) -> str:
+        data = payload["data"]
+        entry = self._texts.get(id(data))
+        if entry is None:
+            entry = self._texts[id(data)] = (data, _compact(payload))
+            if len(self._texts) > self.size:
+                self._texts.popitem(last=False)
+        return entry[1]
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))  # as Strawberry's view encodes
 
 
 def _decode(text: str) -> object:
@@ -249,6 +302,7 @@ class WebSocketView(GraphQL[Context, None]):
         )
         self.max_message_bytes = max_message_bytes
         self.open_subscriptions = OpenSubscriptions(max_subscriptions_per_token)
+        self.payloads = SharedPayloads()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

@@ -8,10 +8,24 @@ favorites with their messages has about 180 of them, and that bookkeeping was a 
 the page's CPU. Here a plain leaf is ``getattr`` and the leaf's ``coerce_output_value``,
 with graphql-core's own null check and error handling; everything else (resolvers,
 objects, lists, any field under middleware) takes graphql-core's path unchanged.
+
+**Subscription events are executed once per document.** A change reaches every
+subscription that listens to it, and each used to execute its selection set over it: with
+2,000 subscriptions, a change held the event loop for most of a second. An event payload
+that carries a ``shared_event_key`` (``favgate.schema.subscriptions``: the stored change
+itself) is executed once per (operation, variables, executor class) and key; the other
+subscriptions of that document take the same ``ExecutionResult`` (the WebSocket then
+encodes its data once too: ``favgate.websocket``). The result of such an event depends on
+nothing else: a subscription document has one root field, which returns the payload, and
+what lies under it is read off the change (or loaded by ids it holds), never off the
+caller. ``tests/test_fanout.py`` checks the results equal the unshared path's.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
@@ -24,12 +38,16 @@ from graphql import (
     Undefined,
     is_leaf_type,
 )
+from graphql.execution import ExecutionResult
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
-__all__ = ["PlainFieldsExecutionContext"]
+__all__ = ["PlainFieldsExecutionContext", "SharedEvents"]
+
+# Events x documents whose results are kept: the recent changes of every document in use.
+SHARED_EVENTS = 256
 
 
 class PlainLeaf(NamedTuple):
@@ -86,6 +104,27 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         no_middleware = manager is None or not manager.middlewares
         self.plain_leaves = plain_leaves(self.schema) if no_middleware else {}
 
+    # Whether events carrying a shared_event_key are executed once for all (a class
+    # attribute, so that a test can run the plain path beside it).
+    share_events = True
+    event_key: Hashable | None = None
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        executor = super().build_per_event_executor(payload)
+        assert isinstance(executor, PlainFieldsExecutionContext)  # a copy of this one
+        if self.share_events:
+            executor.event_key = getattr(payload, "shared_event_key", None)
+        return executor
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        if self.event_key is None:
+            return super().execute_operation(serially)
+        return shared_events(self.schema).execute(self, self.event_key)
+
+    def execute_unshared(self) -> Any:
+        """The event's result, computed here (what ``execute_subscription_event`` does)."""
+        return super().execute_operation(False)
+
     def execute_field(
         self,
         parent_type: GraphQLObjectType,
@@ -123,3 +162,46 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 raise TypeError(msg)
             return None
         return self.complete_leaf_value(plain.leaf_type, result)
+
+
+class SharedEvents:
+    """The results of recent subscription events, by event, operation and variables.
+
+    An entry holds an ``ExecutionResult``, or the task computing it (the first
+    subscription to meet the event started it; the others await it, shielded, so that one
+    subscription ending does not cancel the others' result). Each key's objects are held
+    by the entry, so that an ``id`` in a key cannot be reused while it is here.
+    """
+
+    def __init__(self, size: int = SHARED_EVENTS) -> None:
+        self.size = size
+        self._results: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()
+
+    def execute(self, executor: PlainFieldsExecutionContext, event_key: Hashable) -> Any:
+        operation = executor.operation
+        variables = repr(sorted(executor.variable_values.coerced.items()))
+        key = (event_key, id(operation), variables, type(executor))
+        entry = self._results.get(key)
+        if entry is None:
+            result = executor.execute_unshared()
+            if executor.is_awaitable(result):
+                result = asyncio.ensure_future(result)
+            self._results[key] = entry = (result, operation)
+            if len(self._results) > self.size:
+                self._results.popitem(last=False)
+        result = entry[0]
+        return _shielded(result) if isinstance(result, asyncio.Future) else result
+
+
+async def _shielded(result: asyncio.Future[ExecutionResult]) -> ExecutionResult:
+    return await asyncio.shield(result)
+
+
+_shared_events: WeakKeyDictionary[GraphQLSchema, SharedEvents] = WeakKeyDictionary()
+
+
+def shared_events(schema: GraphQLSchema) -> SharedEvents:
+    found = _shared_events.get(schema)
+    if found is None:
+        found = _shared_events[schema] = SharedEvents()
+    return found

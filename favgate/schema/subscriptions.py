@@ -49,7 +49,11 @@ async def _favorites(subscriber: Subscriber, context: Context) -> AsyncGenerator
     try:
         async with aclosing(subscriber):  # leaves the stream, whatever ends the subscription
             async for favorite in subscriber:
-                yield Favorite.from_record(favorite, context)
+                event = Favorite.from_record(favorite, context)
+                # The change itself, the same object for every subscriber: subscriptions
+                # of one document execute it once (favgate.schema.execution).
+                event.shared_event_key = favorite
+                yield event
     except FavgateError:
         raise  # SERVICE_UNAVAILABLE when the database stays away
     except Exception as exc:  # a driver error or a bug: never shown as it is

@@ -66,6 +66,9 @@ class Favorite(Node):
         description="The favorited message; null for a chat favorite."
     )
     instance: strawberry.Private[str]
+    # Set on a change a subscription delivers: the change, which every subscription of
+    # the same document resolves alike (favgate.schema.execution.SharedEvents).
+    shared_event_key: strawberry.Private[storage.Favorite | None] = None
 
     @classmethod
     def from_record(

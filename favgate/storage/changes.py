@@ -6,7 +6,10 @@ carries the record as it stands (``updateLookup``).
 
 One stream per ``Storage`` (so per gateway process) serves all its subscribers:
 ``FavoriteChanges`` opens it for the first, hands each change to the subscribers of its
-instance (and type), and closes it when the last one leaves. A stream per subscriber
+instance (and type), and closes it when the last one leaves. It hands a change to
+``DELIVERY_BATCH`` subscribers at a time, letting the event loop run between batches:
+each subscriber it wakes then executes and sends the change, and thousands woken at once
+would hold the loop, and every request waiting on it, until all of them had. A stream per subscriber
 would hold a database cursor each, and while it waits for changes, a pooled connection
 (PyMongo) or one of motor's few worker threads: a few dozen subscribers would starve the
 requests.
@@ -64,6 +67,8 @@ MAX_AWAIT_TIME_MS = 500
 # Changes a subscriber may leave unread before it is dropped: a client that stops reading
 # must not make the gateway hold every change for it.
 MAX_PENDING = 1000
+# Subscribers handed a change before the loop runs what is waiting (module docstring).
+DELIVERY_BATCH = 50
 # Records are never deleted; a change without its document is of no interest.
 _PIPELINE: Final = ({"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}},)
 
@@ -130,10 +135,11 @@ class FavoriteChanges:
     async def _deliver(self, feed: ChangeFeed) -> None:
         error: Exception | None = None
         try:
-            async for change in feed.changes():
-                for subscriber in list(self._subscribers):
-                    if not subscriber.offer(change.favorite):
-                        self._subscribers.discard(subscriber)
+            # Closed on leaving, wherever the pump is stopped: between two batches the feed
+            # is not awaiting, and only closing it closes its stream.
+            async with contextlib.aclosing(feed.changes()) as changes:
+                async for change in changes:
+                    await self._offer(change.favorite)
         except Exception as exc:  # the stream is lost: so are its subscriptions
             error = exc
         finally:
@@ -142,6 +148,13 @@ class FavoriteChanges:
             for subscriber in list(self._subscribers):
                 subscriber.end(error)
             self._subscribers.clear()
+
+    async def _offer(self, favorite: Favorite) -> None:
+        for count, subscriber in enumerate(list(self._subscribers), 1):
+            if not subscriber.offer(favorite):
+                self._subscribers.discard(subscriber)
+            if count % DELIVERY_BATCH == 0:
+                await asyncio.sleep(0)  # the woken subscribers run, and the requests
 
 
 class Subscriber:

@@ -1,0 +1,229 @@
+"""Live fan-out: a change executed once per subscription document, and its ``next``
+payload encoded once (``favgate.schema.execution.SharedEvents``,
+``favgate.websocket.SharedPayloads``), proven equal to the plain path.
+
+The schema is run without HTTP, as the WebSocket runs it, against the real database: the
+same subscriptions on a schema that shares events and on one that executes each event
+for each subscription, the same changes, the same answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
+
+from favgate.config import Settings
+from favgate.metrics import REGISTRY
+from favgate.resolvers.favorites import now
+from favgate.schema import Schema, build_context, build_schema
+from favgate.schema.limits import execution_context_class
+from favgate.storage import FavoriteTarget, FavoriteType, Storage, Subscriber
+from favgate.storage.changes import DELIVERY_BATCH
+from favgate.websocket import SharedPayloads
+
+TIMEOUT = 10.0
+
+FULL = """
+subscription Changes($instance: String!, $type: FavoriteType) {
+  favoriteChanged(instance: $instance, type: $type) {
+    id type chatJid messageId favorite favoritedAt updatedAt message { id text fromMe }
+  }
+}
+"""
+FRAGMENTS = """
+subscription { favoriteChanged(instance: "main") { ...F other: chatJid __typename } }
+fragment F on Favorite { id favorite message { fromMe } }
+"""
+# One document, two variables: the result depends on them, so it is not shared across.
+DIRECTIVES = """
+subscription S($withMessage: Boolean!) {
+  favoriteChanged(instance: "main") { chatJid message @include(if: $withMessage) { text } }
+}
+"""
+SUBSCRIPTIONS: list[tuple[str, dict[str, Any]]] = [
+    (FULL, {"instance": "main"}),
+    (FULL, {"instance": "main", "type": "MESSAGE"}),
+    (FRAGMENTS, {}),
+    (DIRECTIVES, {"withMessage": True}),
+    (DIRECTIVES, {"withMessage": False}),
+]
+EACH = 3  # subscriptions per document and variables
+# Changes every subscription hears of (the type filter's own effect is test_subscriptions').
+CHANGES = [
+    (FavoriteTarget(FavoriteType.MESSAGE, CHAT_JID, MESSAGE_ID), True),
+    (FavoriteTarget(FavoriteType.MESSAGE, GROUP_JID, "GROUPMSG1"), True),
+    (FavoriteTarget(FavoriteType.MESSAGE, CHAT_JID, MESSAGE_ID), False),
+]
+
+
+def open_subscriptions() -> float:
+    return REGISTRY.get_sample_value("favgate_graphql_subscriptions_open") or 0.0
+
+
+def plain_schema(settings: Settings) -> Schema:
+    """The schema as the WebSocket gets it, each event executed for each subscription."""
+
+    class Unshared(execution_context_class(settings)):  # type: ignore[misc,valid-type]
+        share_events = False
+
+    schema = build_schema(settings)
+    schema.execution_context_class = Unshared
+    return schema
+
+
+class Streams:
+    """``EACH`` subscriptions of every one of ``SUBSCRIPTIONS`` on one schema."""
+
+    def __init__(self, schema: Schema, storage: Storage, token: str) -> None:
+        self.schema, self.storage, self.token = schema, storage, token
+        self.streams: list[Any] = []
+        self.pending: list[asyncio.Task[Any]] = []
+
+    async def open(self) -> None:
+        for query, variables in SUBSCRIPTIONS:
+            for _ in range(EACH):
+                context = build_context(self.storage, self.token, cache_messages=False)
+                stream = await self.schema.subscribe(query, variables, context_value=context)
+                self.streams.append(stream)
+        before = open_subscriptions()
+        self.listen()
+        async with asyncio.timeout(TIMEOUT):
+            while open_subscriptions() < before + len(self.streams):
+                await asyncio.sleep(0.01)
+
+    def listen(self) -> None:
+        self.pending = [asyncio.ensure_future(anext(stream)) for stream in self.streams]
+
+    async def results(self) -> list[Any]:
+        """Each subscription's result of the next change it hears of, in order."""
+        async with asyncio.timeout(TIMEOUT):
+            results = await asyncio.gather(*self.pending)
+        self.listen()
+        return results
+
+    async def close(self) -> None:
+        for task in self.pending:
+            task.cancel()
+        await asyncio.gather(*self.pending, return_exceptions=True)
+        for stream in self.streams:
+            await stream.aclose()
+
+
+@pytest.fixture
+async def both(
+    settings: Settings, storage: Storage, tenants: Tenants
+) -> AsyncIterator[tuple[Streams, Streams]]:
+    shared = Streams(build_schema(settings), storage, tenants.acme_token)
+    plain = Streams(plain_schema(settings), storage, tenants.acme_token)
+    try:
+        await shared.open()
+        await plain.open()
+        yield shared, plain
+    finally:
+        await shared.close()
+        await plain.close()
+
+
+def _answer(result: Any) -> dict[str, Any]:
+    errors = [error.formatted for error in result.errors or ()]
+    return {"data": result.data, "errors": errors}
+
+
+async def test_shared_events_answer_as_the_plain_path(
+    both: tuple[Streams, Streams], storage: Storage
+) -> None:
+    shared, plain = both
+    for target, favorite in CHANGES:
+        await storage.favorites.set("main", target, favorite, now())
+        ours, theirs = await shared.results(), await plain.results()
+        assert [_answer(r) for r in ours] == [_answer(r) for r in theirs]
+        for i in range(0, len(ours), EACH):  # the same document and variables
+            group = ours[i : i + EACH]
+            assert all(r.data is group[0].data for r in group), "executed once, shared"
+            assert len({id(r.data) for r in theirs[i : i + EACH]}) == EACH
+        assert ours[-1].data != ours[-1 - EACH].data  # the variables' results were not mixed up
+
+
+async def test_an_unknown_message_is_null_for_every_subscription(
+    both: tuple[Streams, Streams], storage: Storage
+) -> None:
+    shared, plain = both
+    target = FavoriteTarget(FavoriteType.MESSAGE, CHAT_JID, "NOT-A-STORED-MESSAGE")
+    await storage.favorites.set("main", target, True, now())
+    ours, theirs = await shared.results(), await plain.results()
+    assert [_answer(r) for r in ours] == [_answer(r) for r in theirs]
+    assert ours[0].data["favoriteChanged"]["message"] is None
+
+
+MESSAGES: list[dict[str, Any]] = [
+    {"type": "connection_ack"},
+    {"type": "pong"},
+    {"id": "1", "type": "next", "payload": {"data": {"a": 1, "b": ["é", None, 2.5]}}},
+    {"id": "x-2", "type": "next", "payload": {"data": None}},
+    {"id": "3", "type": "next", "payload": {"data": {"a": 1}, "errors": [{"message": "m"}]}},
+    {"id": "4", "type": "next", "payload": {"data": {"a": 1}, "extensions": {"k": "v"}}},
+    {"id": "5", "type": "error", "payload": [{"message": "no"}]},
+    {"id": "6", "type": "complete"},
+    {"type": "next", "id": "7", "payload": {"data": {"order": "differs"}}},
+]
+
+
+def test_shared_payloads_are_the_plain_encoding() -> None:
+    payloads = SharedPayloads(size=2)
+    shared = {"favoriteChanged": {"chatJid": 'a"b\\c', "favorite": True}}
+    messages = [
+        *MESSAGES,
+        *({"id": str(i), "type": "next", "payload": {"data": shared}} for i in range(5)),
+    ]
+    for message in [*messages, *messages]:  # a second time: from the cache, or evicted
+        plain = json.dumps(message, separators=(",", ":"))  # Strawberry's encoding
+        assert payloads.encode(message) == plain
+
+
+def test_a_changed_data_object_is_never_served_stale() -> None:
+    """An entry is only good while its object is alive and its id is its own."""
+    payloads = SharedPayloads(size=1)
+    for i in range(50):
+        data = {"n": i}
+        message = {"id": "1", "type": "next", "payload": {"data": data}}
+        assert json.loads(payloads.encode(message))["payload"]["data"] == {"n": i}
+
+
+async def test_a_change_to_many_subscribers_lets_the_loop_run_between_batches(
+    storage: Storage, tenants: Tenants
+) -> None:
+    """Each batch of subscribers handed a change runs before the next batch is woken, and
+    whatever else waits (a request) runs in between: here, a task that ticks."""
+    subscribers = [await storage.changes.subscribe("main") for _ in range(3 * DELIVERY_BATCH)]
+    events: list[str] = []
+
+    async def consume(subscriber: Subscriber) -> Any:
+        favorite = await anext(subscriber)
+        events.append("received")
+        return favorite
+
+    async def tick() -> None:
+        while True:
+            events.append("tick")
+            await asyncio.sleep(0)
+
+    consumers = [asyncio.ensure_future(consume(s)) for s in subscribers]
+    target = CHANGES[0][0]
+    await storage.favorites.set("main", target, True, now())
+    ticker = asyncio.ensure_future(tick())
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            received = await asyncio.gather(*consumers)
+    finally:
+        ticker.cancel()
+        for subscriber in subscribers:
+            await subscriber.aclose()
+    assert [favorite.target for favorite in received] == [target] * len(subscribers)
+    first = events.index("received")
+    last = len(events) - 1 - events[::-1].index("received")
+    assert events[first:last].count("tick") >= 2  # 3 batches: the loop ran between them
