@@ -50,6 +50,7 @@ class Relay:
         self._outbox = storage.outbox
         self._owner = owner
         self._enqueued = enqueued  # wakes this process's delivery workers
+        self._halted = False
 
     async def start(self) -> ChangeFeed | None:
         """Take the lease if it is free and open the stream: the feed, or None if another
@@ -60,8 +61,8 @@ class Relay:
         return await self._open(token)
 
     async def run(self, feed: ChangeFeed | None) -> None:
-        """Relay whenever this process holds the lease, until cancelled."""
-        while True:
+        """Relay whenever this process holds the lease, until cancelled or halted."""
+        while not self._halted:
             try:
                 if feed is None:
                     feed = await self.start()
@@ -71,6 +72,8 @@ class Relay:
                 logger.error("webhooks need change streams (a replica set): none will be sent")
                 return
             except (LeaseLost, PyMongoError, FavgateError) as exc:
+                if self._halted:  # the app is stopping: its database client is closing
+                    return
                 logger.warning("webhook relay interrupted, resuming: %s", exc)
             except Exception:  # a bug must not end the relay for good
                 logger.exception("webhook relay failed, resuming")
@@ -79,6 +82,11 @@ class Relay:
                     await feed.close()
                     feed = None
             await asyncio.sleep(RETRY_SECONDS)
+
+    def halt(self) -> None:
+        """End the loop at its next turn, whatever interrupts it: a relay left running
+        after its app has stopped would retry for ever with a closed client."""
+        self._halted = True
 
     async def stop(self) -> None:
         """Hand the lease over at once (the loop is cancelled by the caller)."""

@@ -85,6 +85,7 @@ class WebhookWorker:
         operation cut off midway can leave a half-open connection behind (PyMongo)."""
         self._stopping.set()
         self._wake.set()
+        self._relay.halt()
         if self._relaying is not None:
             self._relaying.cancel()
             await self._settle([self._relaying])
