@@ -2,8 +2,13 @@
 app (lifespan entered) → HTTP client, plus tenants seeded through the real storage.
 
 Every test runs against a real server over the wire: ``MONGODB_URI`` when set, else a
-SecantusDB process started once for the session. Tests that take ``settings`` run with
-both drivers, motor and PyMongo's async client.
+SecantusDB process started once for the session.
+
+Drivers: tests that take ``settings`` run with motor (``driver``). Where the driver
+matters, mark them ``@pytest.mark.both_drivers`` (a test, or a module's ``pytestmark``) and
+they run with motor and with PyMongo's async client: the storage layer and its caches,
+change streams, outages, the limiter against the store, and round trips counted over the
+wire. Nothing else reaches the driver except through the storage layer.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from favgate.embedded import ServerProcess
 from favgate.storage import InstanceStatus, Storage, open_storage
 
 DRIVERS = ["motor", "pymongo"]
+DEFAULT_DRIVER = "motor"
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +51,15 @@ def mongodb_uri() -> Iterator[str]:
         yield server.uri
 
 
-@pytest.fixture(params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``both_drivers``: ``driver`` is parametrized over DRIVERS, which overrides the fixture."""
+    if "driver" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_drivers"):
+        metafunc.parametrize("driver", DRIVERS)
+
+
+@pytest.fixture
+def driver() -> str:
+    return DEFAULT_DRIVER
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from conftest import CHAT_JID, MESSAGE_ID, CommandLog, Tenants
 from favgate.config import Settings
 from favgate.storage import FavoriteTarget, FavoriteType, InstanceStatus, Storage
 
+pytestmark = pytest.mark.both_drivers
+
 Command = tuple[str, str]  # (command name, collection)
 
 RATE_LIMIT: Command = ("findAndModify", "rate_limits")

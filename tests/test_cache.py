@@ -17,6 +17,8 @@ from favgate.storage import Caller, Instance, InstanceStatus, Storage, open_stor
 from favgate.storage.caching import CachingDirectory
 from favgate.storage.indexes import MESSAGES
 
+pytestmark = pytest.mark.both_drivers
+
 # --- LruCache -----------------------------------------------------------------------------
 
 

@@ -149,6 +149,7 @@ query Two($instance: String!) {
 """
 
 
+@pytest.mark.both_drivers
 async def test_favorites_of_one_request_load_their_messages_together(
     client: httpx.AsyncClient, tenants: Tenants, favorites: None, commands: CommandLog
 ) -> None:

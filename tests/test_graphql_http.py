@@ -26,11 +26,6 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 SET = 'setFavorite(instance: "main", number: "%s", favorite: true) { success }'
 
 
-@pytest.fixture
-def driver() -> str:
-    return "motor"
-
-
 def number(i: int) -> str:
     return f"55119999{i:05d}"
 

@@ -18,12 +18,6 @@ from favgate.bodylimit import BodyLimitMiddleware
 from favgate.config import Settings
 from favgate.storage import Storage
 
-
-@pytest.fixture
-def driver() -> str:
-    return "motor"  # transport checks; the drivers are covered by the contract tests
-
-
 REST = "/api/chat/favorite/main"
 CHAT = {"number": "5511999999999", "favorite": True}
 TYPENAME = {"query": "{ __typename }"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from conftest import CHAT_JID, CommandLog, Tenants, serving
 
 from favgate.auth import hash_token
@@ -14,6 +15,8 @@ from favgate.config import Settings
 from favgate.ratelimit.limiter import LEASE_MIN_DEMAND, Limiter, Policy
 from favgate.storage import Storage
 from favgate.storage.indexes import RATE_LIMITS
+
+pytestmark = pytest.mark.both_drivers
 
 CHECK = ("findAndModify", RATE_LIMITS)
 # 100 units per second: leases of up to 100.

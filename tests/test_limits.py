@@ -16,11 +16,6 @@ from favgate.schema.limits import EMPTY_SELECTION_SET
 from favgate.storage import Storage
 
 
-@pytest.fixture
-def driver() -> str:
-    return "motor"  # the limits never reach the database: one driver is enough
-
-
 async def graphql(
     client: httpx.AsyncClient, query: str, token: str, variables: dict[str, Any] | None = None
 ) -> dict[str, Any]:

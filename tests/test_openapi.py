@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import hypothesis
-import pytest
 import schemathesis
 from conftest import MESSAGE_ID, Tenants
 from hypothesis import strategies as st
@@ -35,11 +34,6 @@ CONFIG = schemathesis.Config.from_dict(
         }
     }
 )
-
-
-@pytest.fixture
-def driver() -> str:
-    return "motor"  # one driver: the document is the same
 
 
 async def test_document_is_served(client: httpx.AsyncClient) -> None:

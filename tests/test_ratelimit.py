@@ -257,6 +257,7 @@ async def test_other_routes_are_not_charged(limited: httpx.AsyncClient, tenants:
 # --- The limiter --------------------------------------------------------------------------
 
 
+@pytest.mark.both_drivers
 async def test_sliding_window_in_real_time(storage: Storage) -> None:
     limiter = Limiter(storage.rate_limits, Policy(limit=3, window=2))
     decisions = [await limiter.acquire("key") for _ in range(3)]
@@ -273,6 +274,7 @@ async def test_sliding_window_in_real_time(storage: Storage) -> None:
     assert again.admitted
 
 
+@pytest.mark.both_drivers
 async def test_exact_under_concurrency(storage: Storage) -> None:
     limiter = Limiter(storage.rate_limits, Policy(limit=10))
     decisions = await asyncio.gather(*(limiter.acquire("key") for _ in range(50)))
@@ -329,6 +331,7 @@ def record(commands: CommandLog, settings: Settings) -> None:
     commands.active = True
 
 
+@pytest.mark.both_drivers
 async def test_one_round_trip_per_check(
     commands: CommandLog, settings: Settings, storage: Storage
 ) -> None:
@@ -339,6 +342,7 @@ async def test_one_round_trip_per_check(
     assert commands.commands == [("findAndModify", RATE_LIMITS)] * 3
 
 
+@pytest.mark.both_drivers
 async def test_one_round_trip_per_request(
     commands: CommandLog, settings: Settings, limited: httpx.AsyncClient, tenants: Tenants
 ) -> None:
@@ -352,6 +356,7 @@ async def test_one_round_trip_per_request(
 # --- Store outage -------------------------------------------------------------------------
 
 
+@pytest.mark.both_drivers
 async def test_store_unreachable_fails_closed(own_server: ServerProcess, driver: str) -> None:
     settings = Settings(
         mongo_driver=driver,  # type: ignore[arg-type]

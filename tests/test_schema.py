@@ -1,6 +1,7 @@
 """The GraphQL schema: over HTTP against the app with a real database, and without HTTP.
 
-Every test that touches the database runs with both drivers (the ``settings`` fixture).
+Tests run with one driver (the ``settings`` fixture); the round trips counted over the wire,
+with both (``both_drivers``).
 """
 
 from __future__ import annotations
@@ -1018,6 +1019,7 @@ COUNT = [("aggregate", "favorites")]
     ],
     ids=["account-token", "instance-token", "account-token-count", "instance-token-count"],
 )
+@pytest.mark.both_drivers
 async def test_messages_are_loaded_in_one_round_trip(
     commands: CommandLog,
     client: httpx.AsyncClient,

@@ -30,6 +30,8 @@ from favgate.storage import (
 )
 from favgate.storage.indexes import FAVORITES, INDEXES
 
+pytestmark = pytest.mark.both_drivers
+
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 CHAT = FavoriteTarget(FavoriteType.CHAT, CHAT_JID)
 GROUP = FavoriteTarget(FavoriteType.CHAT, GROUP_JID)

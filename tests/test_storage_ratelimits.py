@@ -15,6 +15,8 @@ import pytest
 from favgate.storage import Bucket, Charge, Grant, Storage
 from favgate.storage.indexes import INDEXES, RATE_LIMITS
 
+pytestmark = pytest.mark.both_drivers
+
 # In the future: a window in the past has already expired, and the server's TTL monitor
 # may delete its document in the middle of a test. A whole second, so that the buckets
 # (a 60th of the window: 100 ms) start on T0.

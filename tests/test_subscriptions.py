@@ -33,6 +33,8 @@ from favgate.resolvers.favorites import now
 from favgate.storage import FavoriteTarget, FavoriteType, Storage
 from favgate.storage.changes import MAX_PENDING
 
+pytestmark = pytest.mark.both_drivers
+
 PROTOCOL = "graphql-transport-ws"
 TIMEOUT = 10.0  # seconds for anything that should happen; a failure, never a wait
 QUIET = 0.5  # seconds of silence that show an event did not come

@@ -136,6 +136,7 @@ async def test_nothing_before_connection_init(gateway: str, tenants: Tenants) ->
     assert await closed_by(gateway, init("not-a-token"), subscribe()) == (4403, "Forbidden")
 
 
+@pytest.mark.both_drivers
 async def test_a_database_away_at_connection_init_closes_1011(
     own_server: ServerProcess, driver: str
 ) -> None:
