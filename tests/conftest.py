@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from pymongo import monitoring
+from pymongo import AsyncMongoClient, monitoring
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
@@ -79,14 +79,43 @@ def settings(mongodb_uri: str, driver: str) -> Settings:
     )
 
 
-@pytest.fixture
-async def storage(settings: Settings) -> AsyncIterator[Storage]:
-    storage = open_storage(settings)
-    await storage.ensure_indexes()
+@pytest.fixture(scope="session")
+async def dropper(mongodb_uri: str) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    """One client for the session that drops the tests' databases."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri)
     try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def database(
+    settings: Settings, dropper: AsyncMongoClient[dict[str, Any]]
+) -> AsyncIterator[str]:
+    """The test's database, dropped after the app and storage that used it have closed."""
+    try:
+        yield settings.database
+    finally:
+        await dropper.drop_database(settings.database)
+
+
+@pytest.fixture
+async def storage(
+    request: pytest.FixtureRequest, settings: Settings, database: str
+) -> AsyncIterator[Storage]:
+    """A storage of the test's own (its own client and caches) on the test's database, with
+    the indexes: the app's lifespan creates them when the test has an app, so the app
+    starts first; else they are created here. Once per test: they cost six round trips."""
+    has_app = "app" in request.fixturenames
+    if has_app:
+        request.getfixturevalue("app")
+    storage = open_storage(settings)
+    try:
+        if not has_app:
+            await storage.ensure_indexes()
         yield storage
     finally:
-        await storage.drop_database()
         await storage.close()
 
 
@@ -106,7 +135,7 @@ class LifespanApp:
 
 
 @pytest.fixture
-async def app(settings: Settings, storage: Storage) -> AsyncIterator[LifespanApp]:
+async def app(settings: Settings, database: str) -> AsyncIterator[LifespanApp]:
     application = create_app(settings)
     async with application.router.lifespan_context(application) as state:
         yield LifespanApp(application, dict(state or {}))
