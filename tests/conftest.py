@@ -101,18 +101,26 @@ async def database(
 
 
 @pytest.fixture
+def app_if_any(request: pytest.FixtureRequest, database: str) -> LifespanApp | None:
+    """The test's app when it has one, started now, before the storage fixture or anything
+    else writes: its lifespan creates the indexes. (A plain fixture: an async one cannot
+    start another async fixture, the event loop is already running.)"""
+    if "app" not in request.fixturenames:
+        return None
+    app: LifespanApp = request.getfixturevalue("app")
+    return app
+
+
+@pytest.fixture
 async def storage(
-    request: pytest.FixtureRequest, settings: Settings, database: str
+    settings: Settings, database: str, app_if_any: LifespanApp | None
 ) -> AsyncIterator[Storage]:
     """A storage of the test's own (its own client and caches) on the test's database, with
-    the indexes: the app's lifespan creates them when the test has an app, so the app
-    starts first; else they are created here. Once per test: they cost six round trips."""
-    has_app = "app" in request.fixturenames
-    if has_app:
-        request.getfixturevalue("app")
+    the indexes: created by the app's lifespan when the test has an app, else here. Once
+    per test: they cost a round trip per collection."""
     storage = open_storage(settings)
     try:
-        if not has_app:
+        if app_if_any is None:
             await storage.ensure_indexes()
         yield storage
     finally:
