@@ -23,7 +23,7 @@ import pytest
 from conftest import CHAT_JID
 from helpers import INSTANCE, Gateway, favgate_serve, needs_node, run_node
 
-pytestmark = needs_node
+pytestmark = [needs_node, pytest.mark.slow]
 
 FAVORITED = {"success": True, "favorite": True}
 Step = dict[str, Any]

@@ -58,6 +58,7 @@ def _dead_port() -> int:
 
 
 @pytest.mark.both_drivers
+@pytest.mark.slow
 async def test_start_up_fails_fast_without_a_database(settings: Settings) -> None:
     """The lifespan creates the indexes, so a gateway with no database refuses to start,
     within the configured timeout rather than the driver's 30 s."""
@@ -119,6 +120,7 @@ async def wait_for_recovery(client: httpx.AsyncClient, token: str, limit: float)
 
 
 @pytest.mark.both_drivers
+@pytest.mark.slow
 async def test_outage_and_recovery(own_server: ServerProcess, driver: str) -> None:
     settings = Settings(
         mongo_driver=driver,  # type: ignore[arg-type]

@@ -507,6 +507,7 @@ def watch_servers(data_dir: Path) -> Iterator[set[int]]:
         watcher.join()
 
 
+@pytest.mark.slow
 def test_commands_share_the_embedded_database_on_disk(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -21,6 +21,8 @@ from favgate.auth import generate_token
 from favgate.config import Settings
 from favgate.embedded import ServerProcess
 
+pytestmark = pytest.mark.slow
+
 WORKERS = 8
 LOAD_BEFORE_KILL = 1.0  # seconds of load before the kill
 DOWN = 1.5  # seconds the database stays down: longer than the gateway's timeout below

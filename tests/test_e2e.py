@@ -22,6 +22,8 @@ import pytest
 from conftest import free_port
 from pymongo import MongoClient
 
+pytestmark = pytest.mark.slow
+
 BANNER_TIMEOUT = 60.0
 EXIT_TIMEOUT = 30.0
 CHAT_JID = "5511999999999@s.whatsapp.net"

@@ -27,7 +27,7 @@ from favgate.auth import generate_token
 from favgate.config import Settings
 from favgate.storage import open_storage
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.slow]
 WAIT_MS = 15_000
 UNAUTHORIZED = "the server responded with a status of 401"
 EDITOR_VALUE = "(selector) => document.querySelector(selector).CodeMirror.getValue()"

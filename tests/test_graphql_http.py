@@ -261,6 +261,7 @@ async def test_a_subscription_over_http_is_refused_without_a_stream(
     assert storage.changes._pump is None  # no change stream was opened
 
 
+@pytest.mark.slow
 async def test_client_errors_leave_no_traceback_and_little_log(
     client: httpx.AsyncClient, tenants: Tenants, caplog: pytest.LogCaptureFixture
 ) -> None:

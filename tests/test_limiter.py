@@ -106,6 +106,7 @@ async def test_a_busy_key_leases_and_saves_round_trips(
     assert await units_in_store(storage, "key") == 200
 
 
+@pytest.mark.slow
 async def test_unspent_units_go_back_once_the_key_is_quiet(
     storage: Storage, commands: CommandLog
 ) -> None:
@@ -138,6 +139,7 @@ async def test_leases_can_be_turned_off(storage: Storage, commands: CommandLog) 
     assert checks(commands) == 30
 
 
+@pytest.mark.slow
 async def test_two_processes_leasing_never_admit_more_than_the_budget(storage: Storage) -> None:
     # 600 a minute: leases of up to 10 units. Each "process" (a limiter of its own on the
     # same store) asks for 450, four requests at a time.

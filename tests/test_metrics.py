@@ -189,6 +189,7 @@ async def outage(settings: Settings, own_server: ServerProcess) -> AsyncIterator
 
 
 @pytest.mark.both_drivers
+@pytest.mark.slow
 async def test_database_errors_are_counted_per_api(outage: httpx.AsyncClient) -> None:
     query = '{ favorite(instance: "main", number: "5511999999999") { favorite } }'
     delta = await delta_around(

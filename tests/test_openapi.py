@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import hypothesis
+import pytest
 import schemathesis
 from conftest import MESSAGE_ID, Tenants
 from hypothesis import strategies as st
@@ -83,6 +84,7 @@ def credentials(tenants: Tenants) -> st.SearchStrategy[dict[str, str]]:
     )
 
 
+@pytest.mark.slow
 async def test_app_conforms_to_its_document(settings: Settings, tenants: Tenants) -> None:
     app = create_app(settings)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)

@@ -25,6 +25,8 @@ from favgate.resolvers import normalize_number
 from favgate.rest import FavoriteRequest, parse_body
 from favgate.schema import build_schema
 
+pytestmark = pytest.mark.slow
+
 PURE = settings(max_examples=1500, deadline=None, database=None, derandomize=True)
 
 

@@ -258,6 +258,7 @@ async def test_other_routes_are_not_charged(limited: httpx.AsyncClient, tenants:
 
 
 @pytest.mark.both_drivers
+@pytest.mark.slow
 async def test_sliding_window_in_real_time(storage: Storage) -> None:
     limiter = Limiter(storage.rate_limits, Policy(limit=3, window=2))
     decisions = [await limiter.acquire("key") for _ in range(3)]
@@ -357,6 +358,7 @@ async def test_one_round_trip_per_request(
 
 
 @pytest.mark.both_drivers
+@pytest.mark.slow
 async def test_store_unreachable_fails_closed(own_server: ServerProcess, driver: str) -> None:
     settings = Settings(
         mongo_driver=driver,  # type: ignore[arg-type]
@@ -384,6 +386,7 @@ async def test_store_unreachable_fails_closed(own_server: ServerProcess, driver:
     collect_leaked_sockets()
 
 
+@pytest.mark.slow
 async def test_limiter_raises_an_outage(own_server: ServerProcess) -> None:
     settings = Settings(database_timeout_ms=300).with_uri(own_server.uri)
     await asyncio.to_thread(own_server.kill)

@@ -22,6 +22,8 @@ from favgate.auth import generate_token, hash_token
 from favgate.config import Settings
 from favgate.storage import InstanceStatus, open_storage
 
+pytestmark = pytest.mark.slow
+
 REPLICAS = 4
 LIMIT = 40
 REQUESTS = 120

@@ -732,6 +732,7 @@ async def seed_favorites(client: httpx.AsyncClient, storage: Storage, token: str
     return created[::-1]
 
 
+@pytest.mark.slow
 async def test_favorites_walk_newest_first(
     client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:
@@ -770,6 +771,7 @@ async def test_favorites_walk_newest_first(
     assert keys_of(await page_of(client, token, first=None)) == newest_first[:20]
 
 
+@pytest.mark.slow
 async def test_favorites_filters(
     client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:
@@ -808,6 +810,7 @@ async def test_favorites_filters(
     assert "Value 'PIN' does not exist in 'FavoriteType' enum" in body["errors"][0]["message"]
 
 
+@pytest.mark.slow
 async def test_unfavorited_ones_disappear(
     client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:
@@ -830,6 +833,7 @@ async def test_unfavorited_ones_disappear(
     assert keys_of(await page_of(client, token, first=25)) == [gone[-1], *remaining]
 
 
+@pytest.mark.slow
 async def test_cursor_stays_valid_when_favorites_come_and_go(
     client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:
@@ -865,6 +869,7 @@ async def test_invalid_cursor(client: httpx.AsyncClient, tenants: Tenants, curso
     assert body["data"] is None  # favorites is non-null
 
 
+@pytest.mark.slow
 async def test_page_size_is_capped(
     client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:
@@ -887,6 +892,7 @@ async def test_page_size_is_capped(
     assert len({edge["node"]["chatJid"] for page in pages for edge in page["edges"]}) == 105
 
 
+@pytest.mark.slow
 async def test_zero_and_negative_page_sizes(
     client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:

@@ -27,6 +27,8 @@ from favgate.auth import generate_token
 from favgate.config import Settings
 from favgate.storage import open_storage
 
+pytestmark = pytest.mark.slow
+
 REQUESTS = 50
 START_TIMEOUT = 30.0
 EXIT_TIMEOUT = 30.0

@@ -33,7 +33,7 @@ from favgate.resolvers.favorites import now
 from favgate.storage import FavoriteTarget, FavoriteType, Storage
 from favgate.storage.changes import MAX_PENDING
 
-pytestmark = pytest.mark.both_drivers
+pytestmark = [pytest.mark.both_drivers, pytest.mark.slow]
 
 PROTOCOL = "graphql-transport-ws"
 TIMEOUT = 10.0  # seconds for anything that should happen; a failure, never a wait

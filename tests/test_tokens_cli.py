@@ -28,6 +28,8 @@ from favgate.auth import hash_token
 from favgate.cli import main
 from favgate.config import DEFAULT_CACHE_TTL
 
+pytestmark = pytest.mark.slow
+
 PROVIDER_ACCOUNT_TOKEN = "a1b2c3d4-0000-4000-8000-00000000acc7"
 PROVIDER_INSTANCE_TOKEN = "a1b2c3d4-0000-4000-8000-0000000001a5"
 STARTUP_TIMEOUT = 60.0

@@ -42,6 +42,8 @@ from favgate.embedded import ServerProcess
 from favgate.storage import Storage, open_storage
 from favgate.websocket import INIT_TIMEOUT
 
+pytestmark = pytest.mark.slow
+
 START_TIMEOUT = 30.0
 HOSTILE_REPEATS = 100
 
