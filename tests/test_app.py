@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from conftest import CHAT_JID, Tenants, collect_leaked_sockets, seed_instance, serving
+from helpers import CHAT_JID, Tenants, collect_leaked_sockets, seed_instance, serving
 from pymongo.errors import ConnectionFailure
 
 from favgate.app import create_app

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, LifespanApp, Tenants
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, LifespanApp, Tenants
 
 from favgate.app import create_app
 from favgate.config import Settings

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, MESSAGE_ID, CommandLog, Tenants
+from helpers import CHAT_JID, MESSAGE_ID, CommandLog, Tenants
 
 from favgate.config import Settings
 from favgate.storage import FavoriteTarget, FavoriteType, InstanceStatus, Storage

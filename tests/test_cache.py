@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
 
 from favgate.auth import generate_token, hash_token
 from favgate.cache import MISS, Lookup, LruCache

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import with_database
+from helpers import with_database
 from pymongo import MongoClient
 from pymongo.database import Database
 

@@ -19,8 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID
-from helpers import CHROMIUM, CHROMIUM_FLAGS, Gateway, favgate_serve, needs_chromium
+from helpers import CHAT_JID, CHROMIUM, CHROMIUM_FLAGS, Gateway, favgate_serve, needs_chromium
 from playwright.async_api import Browser, async_playwright
 
 pytestmark = [needs_chromium, pytest.mark.slow]

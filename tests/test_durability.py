@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import seed_instance, serving
+from helpers import seed_instance, serving
 from pymongo import MongoClient
 
 from favgate.auth import generate_token

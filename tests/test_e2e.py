@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import httpx
 import pytest
-from conftest import free_port
+from helpers import free_port
 from pymongo import MongoClient
 
 pytestmark = pytest.mark.slow

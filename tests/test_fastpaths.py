@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
 
 from favgate.schema.selection import selects
 from favgate.storage import FavoriteTarget, FavoriteType, Storage

@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from conftest import free_port, seed_instance
-from helpers import CHROMIUM, CHROMIUM_FLAGS, needs_chromium
+from helpers import CHROMIUM, CHROMIUM_FLAGS, free_port, needs_chromium, seed_instance
 from playwright.async_api import ConsoleMessage, Page, Route, async_playwright
 
 from favgate.app import create_app

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, MESSAGE_ID, LifespanApp, Tenants, serving
 from graphql import parse, print_ast
+from helpers import CHAT_JID, MESSAGE_ID, LifespanApp, Tenants, serving
 from starlette.routing import Route
 
 from favgate.app import create_app

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CommandLog, Tenants, serving
+from helpers import CommandLog, Tenants, serving
 
 from favgate.auth import generate_token, hash_token
 from favgate.bodylimit import BodyLimitMiddleware

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CommandLog, Tenants, serving
+from helpers import CommandLog, Tenants, serving
 
 from favgate.config import Settings
 from favgate.importing import parse_messages

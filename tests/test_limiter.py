@@ -8,7 +8,7 @@ import asyncio
 import time
 
 import pytest
-from conftest import CHAT_JID, CommandLog, Tenants, serving
+from helpers import CHAT_JID, CommandLog, Tenants, serving
 
 from favgate.auth import hash_token
 from favgate.config import Settings

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Tenants, serving
+from helpers import Tenants, serving
 
 from favgate.config import Settings
 from favgate.schema.limits import EMPTY_SELECTION_SET

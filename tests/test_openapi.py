@@ -14,7 +14,7 @@ import httpx
 import hypothesis
 import pytest
 import schemathesis
-from conftest import MESSAGE_ID, Tenants
+from helpers import MESSAGE_ID, Tenants
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.python import asgi

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
 
 from favgate.auth import generate_token, hash_token
 from favgate.resolvers.favorites import now

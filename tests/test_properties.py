@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Tenants
 from graphql import ArgumentNode, DocumentNode, StringValueNode, Visitor, print_ast, visit
+from helpers import Tenants
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, queries

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from conftest import (
+from helpers import (
     CHAT_JID,
     CommandLog,
     Tenants,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CHAT_JID, free_port, with_database
+from helpers import CHAT_JID, free_port, with_database
 
 from favgate.auth import generate_token, hash_token
 from favgate.config import Settings

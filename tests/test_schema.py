@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
 from graphql import GraphQLNamedType, GraphQLObjectType, build_schema
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
 
 from favgate.auth import generate_token
 from favgate.schema import build_context, schema

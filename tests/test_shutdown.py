@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, seed_instance, with_database
+from helpers import free_port, seed_instance, with_database
 from pymongo import MongoClient
 
 from favgate.auth import generate_token

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
 from pymongo import WriteConcern
 
 from favgate.auth import generate_token, hash_token

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants, seed_instance
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants, seed_instance
 from pymongo import MongoClient, monitoring
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError

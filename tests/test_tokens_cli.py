@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, with_database
+from helpers import free_port, with_database
 from pymongo import MongoClient
 
 from favgate.auth import hash_token

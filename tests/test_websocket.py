@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Tenants, collect_leaked_sockets, free_port, seed_instance, with_database
+from helpers import Tenants, collect_leaked_sockets, free_port, seed_instance, with_database
 from test_subscriptions import (
     FAVORITE_CHANGED,
     PROTOCOL,
