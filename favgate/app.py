@@ -1,8 +1,9 @@
 """The application factory.
 
 ``create_app(settings)`` builds the Starlette app; its lifespan opens the database client,
-creates the indexes, hands the storage to requests as lifespan state, and closes the
-client on shutdown. Nothing connects at import time. For uvicorn directly:
+creates the indexes, starts the webhook worker (``favgate.webhooks``), hands the storage
+to requests as lifespan state, and stops the worker and closes the client on shutdown.
+Nothing connects at import time. For uvicorn directly:
 ``uvicorn --factory favgate.app:create_app``.
 """
 
@@ -31,6 +32,7 @@ from favgate.persisted import PersistedDocuments, load_manifest
 from favgate.ratelimit.limiter import Limiter, Policy
 from favgate.schema import build_schema
 from favgate.storage import Storage, open_storage
+from favgate.webhooks.worker import WebhookWorker
 from favgate.websocket import WebSocketView
 
 logger = logging.getLogger(__name__)
@@ -50,11 +52,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         storage = open_storage(settings)
         policy = Policy(limit=settings.rate_limit, leases=settings.rate_limit_leases)
         limiter = Limiter(storage.rate_limits, policy)
+        webhooks = WebhookWorker(storage, settings) if settings.webhook_worker else None
         try:
             await storage.ensure_indexes()
             logger.info("connected to %s", settings.redacted_uri)
+            if webhooks is not None:  # relaying changes before the first request makes one
+                await webhooks.start()
             yield {"storage": storage, "settings": settings, "limiter": limiter}
         finally:
+            if webhooks is not None:
+                await webhooks.stop()
             await limiter.close()  # unspent leases go back while the database is there
             await storage.close()
 

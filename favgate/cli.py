@@ -30,7 +30,8 @@ from favgate.embedded import EmbeddedDatabaseError, embedded_database
 from favgate.errors import FavgateError
 from favgate.importing import InvalidLine, parse_messages
 from favgate.logs import configure_logging
-from favgate.storage import InstanceStatus, Storage, open_storage
+from favgate.resolvers.webhooks import WebhookStatus, add_webhook, list_webhooks, remove_webhook
+from favgate.storage import InstanceStatus, Storage, Webhook, open_storage
 
 STATUSES = [status.value for status in InstanceStatus]
 T = TypeVar("T")
@@ -98,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("schema", help="print the GraphQL SDL").set_defaults(command=_schema)
     admin.add_commands(commands, account, instance, run=_operate)
+    _webhook_parser(commands)
     return parser
 
 
@@ -212,6 +214,69 @@ def _schema(args: argparse.Namespace, settings: Settings) -> int:
 
     print(schema.as_str())
     return 0
+
+
+def _webhook_parser(commands: Any) -> None:
+    webhook = commands.add_parser("webhook", help="manage webhook endpoints").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    add = webhook.add_parser("add", help="add an endpoint; prints its id and signing secret")
+    add.add_argument("--instance", required=True)
+    add.add_argument("--url", required=True)
+    add.set_defaults(command=_add_webhook)
+    listing = webhook.add_parser("list", help="list endpoints and their pending/failed deliveries")
+    listing.add_argument("--instance")
+    listing.set_defaults(command=_list_webhooks)
+    remove = webhook.add_parser("remove", help="remove an endpoint and its pending deliveries")
+    remove.add_argument("id")
+    remove.set_defaults(command=_remove_webhook)
+
+
+def _add_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    async def add(storage: Storage) -> Webhook:
+        instance = await storage.directory.find_instance(args.instance)
+        if instance is None:
+            raise FavgateError(f"Instance not found: {args.instance}")
+        return await add_webhook(storage, instance, args.url, settings.webhook_allow_private)
+
+    webhook = _run(settings, add)
+    # The secret is shown this once: signing needs it, listing never shows it.
+    return _print(
+        {
+            "id": webhook.id,
+            "instance": webhook.instance,
+            "url": webhook.url,
+            "secret": webhook.secret,
+        }
+    )
+
+
+def _list_webhooks(args: argparse.Namespace, settings: Settings) -> int:
+    async def listing(storage: Storage) -> list[WebhookStatus]:
+        return await list_webhooks(storage, args.instance)
+
+    return _print({"webhooks": [_webhook_json(status) for status in _run(settings, listing)]})
+
+
+def _webhook_json(status: WebhookStatus) -> dict[str, Any]:
+    webhook, stats = status.webhook, status.stats
+    return {
+        "id": webhook.id,
+        "instance": webhook.instance,
+        "url": webhook.url,
+        "created_at": webhook.created_at.isoformat(),
+        "pending": stats.pending,
+        "failed": stats.failed,
+        "last_error": stats.last_error,
+    }
+
+
+def _remove_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    async def remove(storage: Storage) -> None:
+        await remove_webhook(storage, args.id)
+
+    _run(settings, remove)
+    return _print({"removed": args.id})
 
 
 def _run(settings: Settings, operation: Callable[[Storage], Awaitable[T]]) -> T:

@@ -102,6 +102,16 @@ def _integer(name: str, raw: str) -> int:
     return value
 
 
+def _number(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:  # NaN fails this too
+        raise ConfigError(f"{name} must be a positive number; got {raw!r}")
+    return value
+
+
 def _boolean(name: str, raw: str) -> bool:
     if raw.strip().lower() in _TRUE:
         return True
@@ -211,6 +221,14 @@ class Settings:
     )
     # Origins of browser apps allowed to call the APIs (favgate.cors); none: no CORS at all.
     cors_origins: tuple[str, ...] = setting("FAVGATE_CORS_ORIGINS", (), _origins, "empty: no CORS")
+    # Webhooks (favgate.webhooks): whether this process relays and sends them, how long
+    # a delivery is retried before it is recorded as failed, the first retry's delay
+    # (doubling from there), and whether URLs may point into private networks
+    # (development and tests only).
+    webhook_worker: bool = setting("FAVGATE_WEBHOOK_WORKER", True, _boolean)
+    webhook_retry_hours: float = setting("FAVGATE_WEBHOOK_RETRY_HOURS", 24.0, _number)
+    webhook_backoff_seconds: float = setting("FAVGATE_WEBHOOK_BACKOFF_SECONDS", 5.0, _number)
+    webhook_allow_private: bool = setting("FAVGATE_WEBHOOK_ALLOW_PRIVATE", False, _boolean)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -23,6 +23,7 @@ maps it to an error in one place (``favgate.schema.errors``)::
     │   ├── InstanceNotFound             "Instance not found"
     │   ├── MessageNotFound              "Message not found"
     │   ├── AccountNotFound              "Account not found"
+    │   ├── WebhookNotFound              "Webhook not found"
     │   └── PersistedQueryNotFound       PERSISTED_QUERY_NOT_FOUND  (send the document)
     ├── MethodNotAllowed            405  METHOD_NOT_ALLOWED  (with ``Allow``)
     ├── Conflict                    409  CONFLICT  (creating what already exists)
@@ -32,7 +33,7 @@ maps it to an error in one place (``favgate.schema.errors``)::
     ├── RateLimited                 429  RATE_LIMITED  "Rate limit exceeded. Try again later."
     ├── TooManySubscriptions        429  TOO_MANY_SUBSCRIPTIONS  "Subscription limit reached"
     ├── InstanceNotConnected        503  INSTANCE_NOT_CONNECTED
-    ├── ServiceUnavailable          503  SERVICE_UNAVAILABLE  (database unreachable)
+    ├── ServiceUnavailable          503  SERVICE_UNAVAILABLE  (database unreachable or late)
     └── ChangeStreamsUnavailable    503  SUBSCRIPTIONS_UNAVAILABLE  (no change streams)
 
 Anything else that escapes a request is a bug: clients get a generic message and the log
@@ -41,7 +42,7 @@ keeps the detail (see ``public_error``).
 
 from __future__ import annotations
 
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 
 class FavgateError(Exception):
@@ -154,6 +155,10 @@ class AccountNotFound(NotFound):
     message = "Account not found"
 
 
+class WebhookNotFound(NotFound):
+    message = "Webhook not found"
+
+
 class PersistedQueryNotFound(NotFound):
     """An unknown document hash: Apollo's link then sends the document with its hash."""
 
@@ -248,11 +253,15 @@ class InternalError(FavgateError):
 def public_error(exc: BaseException) -> FavgateError | None:
     """The error a client may see for ``exc``, or None when ``exc`` is a bug.
 
-    A database that cannot be reached is an expected, transient condition: it becomes a
-    503 rather than a masked 500, so that clients and load balancers retry.
+    A database that cannot be reached (gone, failing over: ``NotPrimaryError`` is a
+    ``ConnectionFailure``) or that does not answer within the deadline (stalled, slow,
+    replicas lagging: every error whose ``timeout`` is true, ``ExecutionTimeout`` and
+    ``WTimeoutError`` included, see ``favgate.storage.driver``) is an expected, transient
+    condition: it becomes a 503 rather than a masked 500, so that clients and load
+    balancers retry. Any other database error (a refused command) is a bug.
     """
     if isinstance(exc, FavgateError):
         return exc
-    if isinstance(exc, ConnectionFailure):
+    if isinstance(exc, ConnectionFailure) or (isinstance(exc, PyMongoError) and exc.timeout):
         return ServiceUnavailable()
     return None

@@ -183,8 +183,9 @@ class GraphQLTransport:
     ) -> tuple[Prepared, Resolved]:
         params = await read_params(request)
         try:
+            tenant = identity.caller.account if identity.caller else ""
             resolved = await self.documents.resolve(
-                storage.documents, params.query, params.extensions
+                storage.documents, tenant, params.query, params.extensions
             )
         except PersistedQueryNotFound as exc:  # Apollo's link reads it from a 200 JSON body
             raise RequestErrors.from_error(exc) from None
@@ -286,6 +287,7 @@ class Prepared:
         assert checked.document is not None
         name = operation.name.value if operation.name else None
         context = build_context(storage, None, caller=identity.caller)
+        context.webhook_allow_private = transport.settings.webhook_allow_private
         executor = transport.executor_class.build(
             transport.schema._schema,
             checked.document,

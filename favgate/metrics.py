@@ -4,8 +4,9 @@ The metric objects live at module level on favgate's own ``REGISTRY`` (not the c
 library's global one, so nothing else in the process leaks into ``/metrics``), and any
 module records into them: ``MetricsMiddleware`` counts and times HTTP requests and 429
 refusals, the ``OperationMetrics`` schema extension counts GraphQL operations, the REST
-error mapping counts database errors, and the subscription code moves
-``OPEN_SUBSCRIPTIONS``. Every app in a process shares them, as it shares the process
+error mapping counts database errors, the subscription code moves
+``OPEN_SUBSCRIPTIONS`` and the webhook worker (``favgate.webhooks``) the ``WEBHOOK*``
+series. Every app in a process shares them, as it shares the process
 (one gateway process, one set of series); tests assert on deltas.
 
 Label values are bounded on purpose: requests are labelled by route *template*
@@ -76,6 +77,23 @@ RATE_LIMITED = Counter(
 OPEN_SUBSCRIPTIONS = Gauge(
     "favgate_graphql_subscriptions_open",
     "GraphQL subscriptions currently open on this process.",
+    registry=REGISTRY,
+)
+WEBHOOK_DELIVERIES = Counter(
+    "favgate_webhook_deliveries",
+    "Webhook delivery attempts by outcome: delivered, retried (to be tried again) or "
+    "failed (given up after FAVGATE_WEBHOOK_RETRY_HOURS).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOKS_PENDING = Gauge(
+    "favgate_webhook_deliveries_pending",
+    "Webhook deliveries not yet made, across all replicas (as this one last counted).",
+    registry=REGISTRY,
+)
+WEBHOOKS_OLDEST_PENDING = Gauge(
+    "favgate_webhook_oldest_pending_age_seconds",
+    "Age of the oldest webhook delivery not yet made; 0 when none is pending.",
     registry=REGISTRY,
 )
 

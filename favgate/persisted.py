@@ -7,9 +7,10 @@ Two modes, chosen by ``FAVGATE_TRUSTED_DOCUMENTS``:
   the text registered under it runs; an unknown hash answers ``PERSISTED_QUERY_NOT_FOUND``,
   and the client sends the text with its hash, which must match it. A text found valid
   is registered in MongoDB (``favgate.storage.documents``), shared by every replica, and
-  cached in process; a registration expires after a day, and the client registers the
-  document again when it next meets ``PERSISTED_QUERY_NOT_FOUND``. A hash-only GET is a
-  short URL.
+  cached in process, for its tenant (account) alone: whether a hash is known says nothing
+  of another tenant's documents. A registration expires after a day; the client
+  registers the document again when it next meets ``PERSISTED_QUERY_NOT_FOUND``. A
+  hash-only GET is a short URL.
 - **Trusted documents** (production). The setting names a JSON manifest
   ``{"<sha256>": "<document>"}``, as GraphQL Codegen's client preset or Relay's persisted
   queries emit it. Only those documents run, named by hash or sent as identical text;
@@ -47,8 +48,8 @@ def sha256(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """The text a request runs, and the hash to register it under once it proves valid
-    (None when there is nothing to register)."""
+    """The text a request runs, and the key (tenant and hash) to register it under once it
+    proves valid (None when there is nothing to register)."""
 
     text: str
     register: str | None = None
@@ -63,24 +64,26 @@ class PersistedDocuments:
         self._cache: OrderedDict[str, str] = OrderedDict()
 
     async def resolve(
-        self, store: Documents, query: str | None, extensions: Mapping[str, Any]
+        self, store: Documents, tenant: str, query: str | None, extensions: Mapping[str, Any]
     ) -> Resolved | None:
-        """The text to run; None when the request names none at all."""
+        """The text to run; None when the request names none at all. Registered documents
+        are ``tenant``'s own: whether a hash is known tells nothing of other tenants'."""
         wanted = requested_hash(extensions)
         if self.trusted is not None:
             return self._trusted(query, wanted)
         if wanted is None:
             return None if query is None else Resolved(query)
+        key = f"{tenant}:{wanted}"
         if query is not None:
             if sha256(query) != wanted:
                 raise PersistedQueryHashMismatch()
-            return Resolved(query, register=None if wanted in self._cache else wanted)
-        text = self._cache.get(wanted)
+            return Resolved(query, register=None if key in self._cache else key)
+        text = self._cache.get(key)
         if text is None:
-            text = await store.get(wanted)
+            text = await store.get(key)
             if text is None:
                 raise PersistedQueryNotFound()
-            self._remember(wanted, text)
+            self._remember(key, text)
         return Resolved(text)
 
     async def register(self, store: Documents, resolved: Resolved, printed: str) -> None:

@@ -70,6 +70,9 @@ def settings(mongodb_uri: str, driver: str) -> Settings:
             # Every request checks with the store, so that round trips per request are
             # exact; the tests of leases turn them on.
             rate_limit_leases=False,
+            # No background traffic in the test's database (command counts stay exact);
+            # the webhook tests turn the worker on.
+            webhook_worker=False,
         )
         .with_uri(mongodb_uri)
         .replace(database=f"favgate_test_{uuid.uuid4().hex[:12]}")

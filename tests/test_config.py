@@ -250,3 +250,24 @@ def readme_settings() -> dict[str, str]:
 
 def test_the_readme_lists_every_setting_with_its_default() -> None:
     assert readme_settings() == Settings.variables()
+
+
+def test_webhook_settings() -> None:
+    assert (Settings().webhook_retry_hours, Settings().webhook_allow_private) == (24.0, False)
+    settings = Settings.from_env(
+        {
+            "FAVGATE_WEBHOOK_WORKER": "false",
+            "FAVGATE_WEBHOOK_RETRY_HOURS": "0.5",
+            "FAVGATE_WEBHOOK_BACKOFF_SECONDS": "2",
+            "FAVGATE_WEBHOOK_ALLOW_PRIVATE": "true",
+        }
+    )
+    assert (settings.webhook_worker, settings.webhook_allow_private) == (False, True)
+    assert (settings.webhook_retry_hours, settings.webhook_backoff_seconds) == (0.5, 2.0)
+
+
+@pytest.mark.parametrize("name", ["FAVGATE_WEBHOOK_RETRY_HOURS", "FAVGATE_WEBHOOK_BACKOFF_SECONDS"])
+@pytest.mark.parametrize("raw", ["abc", "", "0", "-1", "nan", "inf"])
+def test_bad_webhook_durations_fail_naming_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name} must be a positive number; got {raw!r}"):
+        Settings.from_env({name: raw})

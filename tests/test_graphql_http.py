@@ -444,7 +444,7 @@ async def test_automatic_persisted_queries(
         headers={"token": token},
     )
     assert response.json() == {"data": {"favorites": {"totalCount": 0}}}
-    assert await storage.documents.get(sha256(QUERY)) == print_ast(parse(QUERY))
+    assert await storage.documents.get(f"acme:{sha256(QUERY)}") == print_ast(parse(QUERY))
 
 
 async def test_a_hash_must_match_its_document(client: httpx.AsyncClient, tenants: Tenants) -> None:
@@ -462,7 +462,7 @@ async def test_invalid_documents_are_never_registered(
 ) -> None:
     text = "{ nope }"
     await post(client, {"query": text, "extensions": persisted(text)}, tenants.acme_token)
-    assert await storage.documents.get(sha256(text)) is None
+    assert await storage._database["persisted_documents"].count_documents({}) == 0
 
 
 async def test_trusted_documents_only(
@@ -481,7 +481,7 @@ async def test_trusted_documents_only(
         assert (response.status_code, code_of(response)) == (403, "PERSISTED_QUERY_NOT_ALLOWED")
         response = await post(client, {"query": other, "extensions": persisted(other)}, token)
         assert code_of(response) == "PERSISTED_QUERY_NOT_FOUND"
-        assert await storage.documents.get(sha256(other)) is None
+        assert await storage._database["persisted_documents"].count_documents({}) == 0
 
 
 # --- Found by attacking the transport -----------------------------------------------------
@@ -558,3 +558,29 @@ async def test_a_misspelt_graphql_path_answers_in_graphql_shape(
 async def post_to(client: httpx.AsyncClient, path: str, body: Any, token: str) -> httpx.Response:
     headers = {"content-type": "application/json", "token": token}
     return await client.post(path, content=json.dumps(body), headers=headers)
+
+
+async def test_a_tenant_cannot_learn_what_another_registered(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    body = {"query": QUERY, "extensions": persisted(QUERY)}
+    assert (await post(client, body, tenants.acme_token)).status_code == 200
+    response = await post(client, {"extensions": persisted(QUERY)}, tenants.globex_token)
+    assert code_of(response) == "PERSISTED_QUERY_NOT_FOUND"  # as for a hash nobody sent
+    # The same account's instance token shares its account's documents.
+    response = await post(client, {"extensions": persisted(QUERY)}, tenants.main_token)
+    assert response.json() == {"data": {"favorites": {"totalCount": 0}}}
+
+
+async def test_an_absurd_content_length_is_a_client_error(
+    client: httpx.AsyncClient, tenants: Tenants, caplog: pytest.LogCaptureFixture
+) -> None:
+    scope_headers = {
+        "content-type": "application/json",
+        "content-length": "9" * 5000,
+        "token": tenants.acme_token,
+    }
+    request = client.build_request("POST", "/graphql", content=b"{}", headers=scope_headers)
+    response = await client.send(request)
+    assert (response.status_code, code_of(response)) == (413, "PAYLOAD_TOO_LARGE")
+    assert not [r for r in caplog.records if r.exc_info]

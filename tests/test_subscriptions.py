@@ -566,7 +566,12 @@ async def own_server(tmp_path: Any) -> AsyncIterator[ServerProcess]:
 
 
 def own_settings(uri: str, driver: str) -> Settings:
-    settings = Settings(mongo_driver=driver, database_timeout_ms=OUTAGE_WAIT_MS)  # type: ignore[arg-type]
+    settings = Settings(
+        mongo_driver=driver,  # type: ignore[arg-type]
+        database_timeout_ms=OUTAGE_WAIT_MS,
+        # Only the subscriptions' stream faces the outage (the webhook relay has its own).
+        webhook_worker=False,
+    )
     return settings.with_uri(uri)
 
 

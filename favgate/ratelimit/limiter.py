@@ -246,7 +246,11 @@ class Limiter:
                 batch, state.waiting = state.waiting, []
                 try:
                     await self._charge_batch(state, batch)
-                except Exception as exc:  # an outage: every request of the batch fails
+                except Exception as exc:
+                    # An outage: every request of the batch fails, and so do those that
+                    # came during the check. They would wait for another check, each one
+                    # a deadline long while the database stalls: fail closed, at once.
+                    batch, state.waiting = [*batch, *state.waiting], []
                     for waiter in batch:
                         if not waiter.decided.done():
                             waiter.decided.set_exception(exc)

@@ -24,6 +24,8 @@ class Context:
     messages: DataLoader[MessageKey, Message | None]
     # A WebSocket's connection_init payload; Strawberry sets it before on_ws_connect.
     connection_params: dict[str, Any] | None = None
+    # FAVGATE_WEBHOOK_ALLOW_PRIVATE, for addWebhook (favgate.webhooks.addresses).
+    webhook_allow_private: bool = False
 
 
 def build_context(

@@ -29,6 +29,8 @@ def public_or_masked(exc: BaseException) -> FavgateError:
     if public is None:
         logger.error("unexpected error in a GraphQL resolver", exc_info=exc)
         public = InternalError("Unexpected error.")
+    elif not isinstance(exc, FavgateError):  # an outage: one line, as REST logs it
+        logger.warning("database unavailable: %s", exc)
     return public
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from favgate import resolvers
-from favgate.schema import batch
+from favgate.schema import batch, webhooks
 from favgate.schema.batch import FavoriteInput
 from favgate.schema.nodes import Node, favorite_key
 from favgate.schema.selection import selects
@@ -83,6 +83,10 @@ class Query:
     async def instances(self, info: Info) -> list[Instance]:
         return [Instance.from_record(found) for found in await info.context.access.instances()]
 
+    @strawberry.field(description="The webhook endpoints of an instance, with their backlog.")
+    async def webhooks(self, info: Info, instance: str) -> list[webhooks.Webhook]:
+        return await webhooks.webhooks(info, instance)
+
 
 @strawberry.type
 class Mutation:
@@ -117,6 +121,18 @@ class Mutation:
         self, info: Info, instance: str, items: list[FavoriteInput]
     ) -> list[FavoriteOutcome]:
         return await batch.set_favorites(info, instance, items)
+
+    @strawberry.mutation(
+        description="Send the instance's favorite changes to url, signed as Standard Webhooks "
+        "says. The URL's host must resolve to public addresses. Returns the signing secret, "
+        "shown this once."
+    )
+    async def add_webhook(self, info: Info, instance: str, url: str) -> webhooks.NewWebhook:
+        return await webhooks.add(info, instance, url)
+
+    @strawberry.mutation(description="Remove a webhook endpoint and its pending deliveries.")
+    async def remove_webhook(self, info: Info, id: strawberry.ID) -> bool:
+        return await webhooks.remove(info, id)
 
 
 def _stored_type(value: object) -> StoredFavoriteType | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pymongo
 from pymongo import WriteConcern
 
 from favgate.config import DEFAULT_CACHE_TTL, Settings
@@ -26,6 +27,7 @@ from favgate.storage.documents import Documents
 from favgate.storage.favorites import Favorites
 from favgate.storage.indexes import ensure_indexes
 from favgate.storage.messages import Messages
+from favgate.storage.outbox import Delivery, Outbox
 from favgate.storage.ratelimits import Bucket, Charge, Grant, RateLimitWindows
 from favgate.storage.records import (
     Caller,
@@ -38,11 +40,13 @@ from favgate.storage.records import (
     Message,
     Position,
 )
+from favgate.storage.webhooks import Webhook, Webhooks, WebhookStats
 
 __all__ = [
     "Bucket",
     "Caller",
     "Charge",
+    "Delivery",
     "Documents",
     "Favorite",
     "FavoriteChange",
@@ -53,12 +57,16 @@ __all__ = [
     "Instance",
     "InstanceStatus",
     "Message",
+    "Outbox",
     "Position",
     "RateLimitWindows",
     "ResumeToken",
     "Sighting",
     "Storage",
     "Subscriber",
+    "Webhook",
+    "WebhookStats",
+    "Webhooks",
     "open_storage",
 ]
 
@@ -79,10 +87,19 @@ class Storage:
         self.changes = FavoriteChanges(database)
         self.rate_limits = RateLimitWindows(database)
         self.documents = Documents(database)
+        self.webhooks = Webhooks(database)
+        self.outbox = Outbox(database)
 
     async def ping(self) -> None:
-        """Raise if the database cannot be reached."""
-        await self._database.command("ping")
+        """Raise if the database does not answer within the deadline.
+
+        The deadline is set here, where the call is made, as well as by the client: motor
+        starts the client's own when one of its worker threads runs the command, so a
+        ping queued behind operations that a stalled database holds would wait longer.
+        """
+        deadline = driver.deadline_ms(self._database)
+        with pymongo.timeout(None if deadline is None else deadline / 1000):
+            await self._database.command("ping")
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self._database)

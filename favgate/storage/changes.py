@@ -11,6 +11,13 @@ would hold a database cursor each, and while it waits for changes, a pooled conn
 (PyMongo) or one of motor's few worker threads: a few dozen subscribers would starve the
 requests.
 
+Every operation runs under the client's deadline (``favgate.storage.driver``), a stream
+too: each wait for the next batch (one ``getMore``, which the server holds open for at
+most ``MAX_AWAIT_TIME_MS`` when there is nothing new) is one operation with a deadline of
+its own, so a stalled database is noticed within the deadline while a quiet stream lives
+on. (PyMongo's ``next()`` would put the whole wait for a change under one deadline and
+end a quiet stream every ``timeoutMS``: the feed calls ``try_next()`` instead.)
+
 The driver resumes a stream once by itself when its cursor drops (a killed cursor, a
 failover). When that fails too, ``ChangeFeed`` reopens it where it stood (a resume
 token), so no change is lost across the gap, and gives up with ``ServiceUnavailable``
@@ -26,29 +33,33 @@ import contextlib
 import inspect
 import logging
 import weakref
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from pymongo.errors import ConnectionFailure, CursorNotFound, OperationFailure, PyMongoError
 
 from favgate.errors import ChangeStreamsUnavailable, ServiceUnavailable
+from favgate.storage.driver import deadline_ms
 from favgate.storage.indexes import FAVORITES
 from favgate.storage.records import Favorite, FavoriteType
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # An opaque position in the stream, as the server hands it out.
 ResumeToken = Mapping[str, Any]
 
 # "The $changeStream stage is only supported on replica sets".
 CHANGE_STREAMS_UNSUPPORTED = 40573
-# Each attempt waits up to the driver's server selection timeout, so the default settings
-# ride out a database outage of about 15 s before subscribers are told.
+# Each attempt waits up to the deadline (FAVGATE_DATABASE_TIMEOUT_MS), so the default
+# settings ride out a database outage of about 20 s before subscribers are told.
 RESUME_ATTEMPTS = 3
 RESUME_DELAY_SECONDS = 0.1
 # How long the server holds a getMore open when there is nothing new. It bounds how long
-# closing a stream waits for the request in flight, whichever driver runs it.
+# closing a stream waits for the request in flight, whichever driver runs it. Half the
+# deadline at most, so that a quiet server's empty answer comes well before it.
 MAX_AWAIT_TIME_MS = 500
 # Changes a subscriber may leave unread before it is dropped: a client that stops reading
 # must not make the gateway hold every change for it.
@@ -198,6 +209,16 @@ class ChangeFeed:
                 raise ChangeStreamsUnavailable() from exc
             raise
 
+    @property
+    def position(self) -> ResumeToken | None:
+        """Where the open stream stands, before any change has been read from it.
+
+        Past the last change delivered, or further: only safe to persist as the point
+        to resume from while no change delivered is still being handled.
+        """
+        stream_token = None if self._stream is None else self._stream.resume_token
+        return stream_token or self.resume_token
+
     async def changes(self) -> AsyncGenerator[FavoriteChange, None]:
         """Every change, in order, until the feed is closed or the database stays away."""
         failures = 0
@@ -207,7 +228,7 @@ class ChangeFeed:
                     if self._stream is None:
                         await self.open()
                         failures = 0
-                    async for change in self._stream:
+                    while (change := await _next_change(self._stream)) is not None:
                         self.resume_token = change["_id"]
                         if (document := change.get("fullDocument")) is not None:
                             yield FavoriteChange(Favorite.from_document(document), change["_id"])
@@ -245,6 +266,31 @@ class ChangeFeed:
             await stream.close()
 
 
+async def _next_change(stream: Any) -> Mapping[str, Any] | None:
+    """The stream's next change, or None once it is closed; each batch under a deadline of
+    its own (see the module's docstring)."""
+    while stream.alive:
+        change: Mapping[str, Any] | None = await _uncancelled(stream.try_next())
+        if change is not None:
+            return change
+    return None
+
+
+async def _uncancelled(call: Coroutine[Any, Any, _T]) -> _T:
+    """``call``'s result; a cancellation waits for it to end first (at most the server's
+    ``MAX_AWAIT_TIME_MS``, or the deadline). PyMongo's asyncio client, cancelled in the
+    middle of a ``getMore``, at times never returns, so the stream could not be closed;
+    motor's thread goes on with it anyway."""
+    task = asyncio.ensure_future(call)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the cancellation is what the caller sees
+        raise
+
+
 async def _open_stream(collection: Any, pipeline: list[dict[str, Any]], token: Any) -> Any:
     """The driver's change stream, its first ``aggregate`` already run.
 
@@ -255,15 +301,21 @@ async def _open_stream(collection: Any, pipeline: list[dict[str, Any]], token: A
         pipeline,
         full_document="updateLookup",
         resume_after=token,
-        max_await_time_ms=MAX_AWAIT_TIME_MS,
+        max_await_time_ms=_max_await_ms(collection),
     )
     if inspect.isawaitable(stream):
         return await stream
     return await stream.__aenter__()
 
 
+def _max_await_ms(collection: Any) -> int:
+    deadline = deadline_ms(collection.database)
+    return MAX_AWAIT_TIME_MS if deadline is None else max(1, min(MAX_AWAIT_TIME_MS, deadline // 2))
+
+
 def _resumable(exc: PyMongoError) -> bool:
-    """Errors after which a stream can go on from its resume token (the drivers' rule)."""
-    if isinstance(exc, ConnectionFailure | CursorNotFound):
+    """Errors after which a stream can go on from its resume token: the drivers' rule, and
+    a deadline blown by a stalled or slow database (the drivers keep such a stream open)."""
+    if isinstance(exc, ConnectionFailure | CursorNotFound) or exc.timeout:
         return True
     return isinstance(exc, OperationFailure) and exc.has_error_label("ResumableChangeStreamError")

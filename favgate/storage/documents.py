@@ -1,4 +1,5 @@
-"""Persisted GraphQL documents, by the SHA-256 of their text (automatic persisted queries).
+"""Persisted GraphQL documents, by tenant and the SHA-256 of their text (automatic persisted
+queries): ``_id`` is ``<account>:<sha256>``.
 
 Every replica registers and finds documents here, so a hash registered through one
 gateway runs on all of them. A document is written once and never changes: its key is
@@ -21,16 +22,16 @@ class Documents:
     def __init__(self, database: Any) -> None:
         self._documents = database[DOCUMENTS]
 
-    async def get(self, sha256: str) -> str | None:
-        doc = await self._documents.find_one({"_id": sha256}, {"_id": 0, "text": 1})
+    async def get(self, key: str) -> str | None:
+        doc = await self._documents.find_one({"_id": key}, {"_id": 0, "text": 1})
         return None if doc is None else str(doc["text"])
 
-    async def put(self, sha256: str, text: str) -> None:
-        """Register ``text`` under its hash (the caller has checked that it is)."""
+    async def put(self, key: str, text: str) -> None:
+        """Register ``text`` under ``key`` (the caller has checked its hash)."""
         # A DuplicateKeyError: registered concurrently by another request.
         with contextlib.suppress(DuplicateKeyError):
             await self._documents.update_one(
-                {"_id": sha256},
+                {"_id": key},
                 {"$setOnInsert": {"text": text, "registered_at": datetime.now(UTC)}},
                 upsert=True,
             )

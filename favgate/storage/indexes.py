@@ -13,6 +13,9 @@ FAVORITES = "favorites"
 RATE_LIMITS = "rate_limits"
 DOCUMENTS = "persisted_documents"
 DOCUMENT_LIFETIME_SECONDS = 24 * 3600
+WEBHOOKS = "webhooks"
+WEBHOOK_DELIVERIES = "webhook_deliveries"
+WEBHOOK_RELAY = "webhook_relay"
 
 INDEXES: dict[str, list[IndexModel]] = {
     ACCOUNTS: [
@@ -78,6 +81,14 @@ INDEXES: dict[str, list[IndexModel]] = {
             expireAfterSeconds=DOCUMENT_LIFETIME_SECONDS,
             name="registered_at_ttl",
         ),
+    ],
+    WEBHOOKS: [IndexModel([("instance", ASCENDING)], name="instance")],
+    WEBHOOK_DELIVERIES: [
+        # The workers' claim: the pending delivery due soonest (storage.outbox).
+        IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due"),
+        IndexModel([("webhook", ASCENDING), ("status", ASCENDING)], name="webhook_status"),
+        # Finished deliveries (delivered or failed) are kept a while, then disappear.
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_at_ttl"),
     ],
 }
 

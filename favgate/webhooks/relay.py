@@ -1,0 +1,152 @@
+"""The relay: favorite changes from the change stream into the outbox, one process at a time.
+
+Every gateway process runs a relay, and one of them holds the relay's lease (renewed
+every ``LEASE / 3``); the others try to take it every ``RETRY_SECONDS`` and take over
+within ``LEASE`` of the holder's death (at once after a clean stop, which releases it).
+The holder follows the change stream from the stored resume token and, for each change,
+enqueues one delivery per endpoint of the favorite's instance, *then* stores the change's
+token (at once when it enqueued something, else at most once a second): a process killed
+between the two reads the change again on resumption and enqueues nothing new
+(deliveries are keyed by the event).
+Nothing is lost and nothing is enqueued twice, whatever dies when.
+
+The very first relay, with no token stored, stores where the stream stood on opening,
+before the gateway serves its first request (``Relay.start``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from pymongo.errors import OperationFailure, PyMongoError
+
+from favgate.errors import ChangeStreamsUnavailable, FavgateError
+from favgate.storage import FavoriteChange, ResumeToken, Storage
+from favgate.storage.changes import ChangeFeed
+from favgate.webhooks import payload
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=10)
+RETRY_SECONDS = 1.0
+SAVE_EVERY_SECONDS = 1.0
+# The stored token is older than the oldest change the server keeps (the relay was
+# stopped too long): the changes in between are gone; the relay starts again from now.
+_HISTORY_LOST = {280, 286}
+
+
+class LeaseLost(Exception):
+    """Another process has taken the relay's lease."""
+
+
+class Relay:
+    def __init__(self, storage: Storage, owner: str, enqueued: Callable[[], None]) -> None:
+        self._storage = storage
+        self._outbox = storage.outbox
+        self._owner = owner
+        self._enqueued = enqueued  # wakes this process's delivery workers
+
+    async def start(self) -> ChangeFeed | None:
+        """Take the lease if it is free and open the stream: the feed, or None if another
+        process relays. Done before serving, so that no write precedes the first stream."""
+        held, token = await self._outbox.lease_relay(self._owner, _now(), LEASE)
+        if not held:
+            return None
+        return await self._open(token)
+
+    async def run(self, feed: ChangeFeed | None) -> None:
+        """Relay whenever this process holds the lease, until cancelled."""
+        while True:
+            try:
+                if feed is None:
+                    feed = await self.start()
+                if feed is not None:
+                    await self._relay_while_held(feed)
+            except ChangeStreamsUnavailable:
+                logger.error("webhooks need change streams (a replica set): none will be sent")
+                return
+            except (LeaseLost, PyMongoError, FavgateError) as exc:
+                logger.warning("webhook relay interrupted, resuming: %s", exc)
+            except Exception:  # a bug must not end the relay for good
+                logger.exception("webhook relay failed, resuming")
+            finally:  # cancelled included: the stream's cursor is not left open
+                if feed is not None:
+                    await feed.close()
+                    feed = None
+            await asyncio.sleep(RETRY_SECONDS)
+
+    async def stop(self) -> None:
+        """Hand the lease over at once (the loop is cancelled by the caller)."""
+        with contextlib.suppress(PyMongoError):
+            await self._outbox.release_relay(self._owner, _now())
+
+    async def _open(self, token: ResumeToken | None) -> ChangeFeed:
+        try:
+            feed = await self._storage.changes.watch(token)
+        except OperationFailure as exc:
+            if exc.code not in _HISTORY_LOST:
+                raise
+            logger.error("webhook relay resumes from now: the changes since its stop are lost")
+            feed, token = await self._storage.changes.watch(None), None
+        if token is None and (position := feed.position) is not None:
+            await self._save(position)
+        return feed
+
+    async def _relay_while_held(self, feed: ChangeFeed) -> None:
+        renewal = asyncio.create_task(self._renew())
+        relaying = asyncio.create_task(self._relay(feed))
+        try:
+            done, _ = await asyncio.wait({renewal, relaying}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # LeaseLost, or the stream's error
+        finally:
+            for task in (renewal, relaying):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _relay(self, feed: ChangeFeed) -> None:
+        saved_at = time.monotonic()
+        async for change in feed.changes():
+            enqueued = await self._enqueue(change)
+            # Re-reading changes costs nothing but time (enqueuing is idempotent), so a
+            # change no endpoint wanted moves the stored token at most once a second.
+            if enqueued or time.monotonic() - saved_at >= SAVE_EVERY_SECONDS:
+                await self._save(change.resume_token)
+                saved_at = time.monotonic()
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE.total_seconds() / 3)
+            held, _ = await self._outbox.lease_relay(self._owner, _now(), LEASE)
+            if not held:
+                raise LeaseLost()
+
+    async def _save(self, token: ResumeToken) -> None:
+        if not await self._outbox.save_position(self._owner, token):
+            raise LeaseLost()
+
+    async def _enqueue(self, change: FavoriteChange) -> bool:
+        """Enqueue the change for its instance's endpoints; False if it has none."""
+        favorite = change.favorite
+        webhooks = await self._storage.webhooks.of_instances([favorite.instance])
+        if not webhooks:
+            return False
+        message = None
+        if (message_id := favorite.target.message_id) is not None:
+            found = await self._storage.messages.get_many(favorite.instance, [message_id])
+            message = found.get(message_id)
+        body = payload.body(favorite, message)
+        event = payload.event_id(change.resume_token)
+        await self._outbox.enqueue(event, [webhook.id for webhook in webhooks], body, _now())
+        self._enqueued()
+        return True
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,279 @@
+"""Webhooks, through the app in process: endpoints managed over GraphQL, favorite changes
+delivered to a real receiver on 127.0.0.1, signed (checked with ``standardwebhooks``),
+retried on failure with the same ``webhook-id``, given up on after the retry window, and
+URLs into private networks refused unless allowed."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from conftest import CHAT_JID, MESSAGE_ID, Tenants, serving
+from webhook_receiver import TIMEOUT, Receiver
+
+from favgate.config import Settings
+from favgate.metrics import REGISTRY
+from favgate.storage import Storage
+
+QUIET = 0.5  # seconds of silence that show nothing more came
+BACKOFF = 0.05  # the first retry's delay, in seconds
+
+ADD = """
+mutation Add($instance: String!, $url: String!) {
+  addWebhook(instance: $instance, url: $url) { secret webhook { id instance url } }
+}
+"""
+LIST = """
+query List($instance: String!) {
+  webhooks(instance: $instance) { id url pending failed lastError }
+}
+"""
+REMOVE = "mutation Remove($id: ID!) { removeWebhook(id: $id) }"
+FAVORITE = """
+query One($number: String, $messageId: String) {
+  favorite(instance: "main", number: $number, messageId: $messageId) {
+    id type chatJid messageId favorite favoritedAt updatedAt
+    message { id chatJid fromMe timestamp text }
+  }
+}
+"""
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The suite's settings with the webhook worker on, short backoffs, and 127.0.0.1
+    allowed (the receiver's address)."""
+    return settings.replace(
+        webhook_worker=True, webhook_allow_private=True, webhook_backoff_seconds=BACKOFF
+    )
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    with Receiver() as receiver:
+        yield receiver
+
+
+async def graphql(client: httpx.AsyncClient, token: str, query: str, **variables: Any) -> Any:
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers={"token": token}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def add_webhook(client: httpx.AsyncClient, token: str, url: str) -> tuple[str, str]:
+    """(id, secret) of a new endpoint of instance main."""
+    body = await graphql(client, token, ADD, instance="main", url=url)
+    assert "errors" not in body, body
+    added = body["data"]["addWebhook"]
+    assert added["webhook"]["instance"] == "main" and added["webhook"]["url"] == url
+    assert re.fullmatch(r"whsec_[A-Za-z0-9+/]{43}=", added["secret"])
+    return added["webhook"]["id"], added["secret"]
+
+
+async def favorite(client: httpx.AsyncClient, token: str, on: bool = True, **target: str) -> None:
+    body = {"number": CHAT_JID, "favorite": on} if not target else {**target, "favorite": on}
+    response = await client.post("/api/chat/favorite/main", json=body, headers={"token": token})
+    assert response.status_code == 200, response.text
+
+
+async def listed(client: httpx.AsyncClient, token: str) -> list[dict[str, Any]]:
+    body = await graphql(client, token, LIST, instance="main")
+    assert "errors" not in body, body
+    return list(body["data"]["webhooks"])
+
+
+async def wait_until_listed(
+    client: httpx.AsyncClient, token: str, **expected: Any
+) -> dict[str, Any]:
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            [webhook] = await listed(client, token)
+            if all(webhook[key] == value for key, value in expected.items()):
+                return webhook
+            await asyncio.sleep(0.05)
+
+
+def counter(outcome: str) -> float:
+    value = REGISTRY.get_sample_value("favgate_webhook_deliveries_total", {"outcome": outcome})
+    return value or 0.0
+
+
+async def test_changes_are_delivered_signed_with_the_favorite_as_graphql_shows_it(
+    client: httpx.AsyncClient, tenants: Tenants, receiver: Receiver
+) -> None:
+    _, secret = await add_webhook(client, tenants.acme_token, receiver.url)
+    await favorite(client, tenants.main_token)
+    await favorite(client, tenants.main_token, messageId=MESSAGE_ID)
+    await favorite(client, tenants.main_token, on=False)
+    received = await receiver.wait_for_count(3)
+
+    chat, message, unfavorited = (r.verified(secret) for r in received)
+    assert len({r.id for r in received}) == 3, "each change is an event of its own"
+    assert all(re.fullmatch(r"evt_[0-9a-f]{32}", r.id) for r in received)
+    assert {(r.path, r.headers["content-type"]) for r in received} == {
+        ("/hooks/favgate", "application/json")
+    }
+    shown = await graphql(client, tenants.main_token, FAVORITE, number=CHAT_JID)
+    assert unfavorited == {
+        "type": "favorite.changed",
+        "timestamp": shown["data"]["favorite"]["updatedAt"],
+        "data": {"instance": "main", "favorite": shown["data"]["favorite"]},
+    }
+    assert (chat["data"]["favorite"]["favorite"], unfavorited["data"]["favorite"]["favorite"]) == (
+        True,
+        False,
+    )
+    shown = await graphql(client, tenants.main_token, FAVORITE, messageId=MESSAGE_ID)
+    assert message["data"]["favorite"] == shown["data"]["favorite"]
+    assert message["data"]["favorite"]["message"]["text"] == "hello"
+    # A repeated request changes nothing, so sends nothing; another secret verifies nothing.
+    await favorite(client, tenants.main_token, messageId=MESSAGE_ID)
+    await asyncio.sleep(QUIET)
+    assert len(receiver.snapshot()) == 3
+    with pytest.raises(Exception, match="No matching signature"):
+        received[0].verified("whsec_" + "A" * 43 + "=")
+
+
+async def test_a_failing_receiver_gets_the_event_again_with_the_same_id(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    delivered, retried = counter("delivered"), counter("retried")
+    with Receiver(statuses=(500, 500, 500)) as receiver:
+        _, secret = await add_webhook(client, tenants.acme_token, receiver.url)
+        await favorite(client, tenants.main_token)
+        received = await receiver.wait_for_count(4)
+        await asyncio.sleep(QUIET)
+        received = receiver.snapshot()
+
+    assert [r.status for r in received] == [500, 500, 500, 200], "once more after recovering"
+    assert len({r.id for r in received}) == 1
+    assert len({r.body for r in received}) == 1
+    assert all(r.verified(secret) for r in received)
+    assert (counter("delivered") - delivered, counter("retried") - retried) == (1, 3)
+    webhook = await wait_until_listed(client, tenants.acme_token, pending=0)
+    assert (webhook["failed"], webhook["lastError"]) == (0, None)
+
+
+async def test_deliveries_failing_past_the_retry_window_are_recorded_as_failed(
+    settings: Settings, storage: Storage, tenants: Tenants
+) -> None:
+    failed = counter("failed")
+    # A redirect is a failure: it is never followed (the receiver would log /elsewhere).
+    with Receiver(statuses=(302,) * 1000) as receiver:
+        async with serving(settings.replace(webhook_retry_hours=1 / 3600)) as client:
+            await add_webhook(client, tenants.acme_token, receiver.url)
+            await favorite(client, tenants.main_token)
+            pending = await wait_until_listed(client, tenants.acme_token, pending=1)
+            assert pending["failed"] == 0
+            await wait_for_metric("favgate_webhook_deliveries_pending", lambda v: v == 1)
+            webhook = await wait_until_listed(client, tenants.acme_token, failed=1)
+            await wait_for_metric("favgate_webhook_deliveries_pending", lambda v: v == 0)
+
+    assert (webhook["pending"], webhook["lastError"]) == (0, "answered HTTP 302")
+    received = receiver.snapshot()
+    assert len(received) >= 3, "retried within the window"
+    assert {r.path for r in received} == {"/hooks/favgate"}
+    assert len({r.id for r in received}) == 1
+    assert counter("failed") - failed == 1
+
+
+async def test_loopback_and_private_urls_are_refused_unless_allowed(
+    settings: Settings, storage: Storage, tenants: Tenants, receiver: Receiver
+) -> None:
+    refusals = {
+        receiver.url: "its host resolves to a non-public address (127.0.0.1)",
+        "http://localhost:9/": "its host resolves to a non-public address",
+        "http://[::1]/": "its host resolves to a non-public address (::1)",
+        "http://[::ffff:127.0.0.1]/": "its host resolves to a non-public address",
+        "https://169.254.169.254/latest": "its host resolves to a non-public address",
+        "http://10.1.2.3/": "its host resolves to a non-public address (10.1.2.3)",
+        "http://192.168.0.1/": "its host resolves to a non-public address",
+        "http://0.0.0.0/": "its host resolves to a non-public address (0.0.0.0)",
+        "http://100.64.0.1/": "its host resolves to a non-public address",
+        "http://224.0.0.1/": "its host resolves to a non-public address",
+        "ftp://192.0.2.1/": "must be an http or https URL",
+        "/relative": "must be an http or https URL",
+        "http://user:secret@8.8.8.8/": "must not contain credentials",
+        "http://host.invalid/": "its host does not resolve",
+        "http://xn--/": "not a valid URL",
+        "https://8.8.8.8:99999/": "not a valid URL",
+        "http://a\x00b/": "not a valid URL",
+        "http://" + "a" * 2050: "must be at most 2048 characters",
+    }
+    async with serving(settings.replace(webhook_allow_private=False)) as client:
+        for url, reason in refusals.items():
+            body = await graphql(client, tenants.acme_token, ADD, instance="main", url=url)
+            [error] = body["errors"]
+            assert error["extensions"]["code"] == "BAD_USER_INPUT", (url, error)
+            assert error["message"].startswith(f"Invalid url: {reason}"), (url, error)
+        assert await listed(client, tenants.acme_token) == [], "nothing was stored"
+        # An endpoint allowed once is checked again on every delivery: never sent to.
+        await storage.webhooks.add(
+            "main", receiver.url, "whsec_" + "A" * 43 + "=", datetime.now(UTC)
+        )
+        await favorite(client, tenants.main_token)
+        webhook = await wait_until_listed(client, tenants.acme_token, pending=1)
+        await asyncio.sleep(QUIET)
+    assert receiver.snapshot() == []
+    assert webhook["failed"] == 0
+
+
+async def test_endpoints_are_managed_within_the_tenant(
+    client: httpx.AsyncClient, tenants: Tenants, receiver: Receiver
+) -> None:
+    id, _ = await add_webhook(client, tenants.main_token, receiver.url)  # instance token
+    assert [w["id"] for w in await listed(client, tenants.acme_token)] == [id]
+    assert "secret" not in str(await listed(client, tenants.acme_token))
+    for token in (tenants.globex_token, tenants.rival_token, tenants.offline_token):
+        for query, variables in (
+            (LIST, {"instance": "main"}),
+            (ADD, {"instance": "main", "url": receiver.url}),
+            (REMOVE, {"id": id}),
+        ):
+            [error] = (await graphql(client, token, query, **variables))["errors"]
+            assert error["message"] in {"Instance not found", "Webhook not found"}, error
+            assert error["extensions"]["code"] == "NOT_FOUND"
+    [error] = (await graphql(client, "nope", LIST, instance="main"))["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert [w["id"] for w in await listed(client, tenants.acme_token)] == [id]
+
+    assert (await graphql(client, tenants.acme_token, REMOVE, id=id))["data"] == {
+        "removeWebhook": True
+    }
+    [error] = (await graphql(client, tenants.acme_token, REMOVE, id=id))["errors"]
+    assert error["message"] == "Webhook not found"
+    assert await listed(client, tenants.acme_token) == []
+    await favorite(client, tenants.main_token)
+    await asyncio.sleep(QUIET)
+    assert receiver.snapshot() == [], "a removed endpoint is sent nothing"
+
+
+async def wait_for_metric(name: str, condition: Any) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        while not condition(REGISTRY.get_sample_value(name)):
+            await asyncio.sleep(0.05)
+
+
+async def test_a_named_host_is_sent_its_name_and_endpoints_are_bounded(
+    client: httpx.AsyncClient, tenants: Tenants, receiver: Receiver
+) -> None:
+    url = receiver.url.replace("127.0.0.1", "localhost")
+    _, secret = await add_webhook(client, tenants.acme_token, url)
+    await favorite(client, tenants.main_token)
+    [received] = await receiver.wait_for_count(1)
+    assert received.verified(secret)["data"]["instance"] == "main"
+    # Connected to the address checked, the request still names the host of the URL.
+    assert received.headers["host"] == url.split("/")[2]
+
+    for i in range(9):
+        await add_webhook(client, tenants.acme_token, f"{url}/{i}")
+    body = await graphql(client, tenants.acme_token, ADD, instance="main", url=url)
+    assert body["errors"][0]["message"] == "Invalid url: an instance has at most 10 webhooks"
+    assert len(await listed(client, tenants.acme_token)) == 10
