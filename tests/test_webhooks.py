@@ -65,8 +65,13 @@ async def graphql(client: httpx.AsyncClient, token: str, query: str, **variables
     response = await client.post(
         "/graphql", json={"query": query, "variables": variables}, headers={"token": token}
     )
-    assert response.status_code == 200, response.text
-    return response.json()
+    body = response.json()
+    # 200, but 401 for a token refused before anything ran.
+    unauthenticated = "data" not in body and body["errors"][0]["extensions"]["code"] == (
+        "UNAUTHENTICATED"
+    )
+    assert response.status_code == (401 if unauthenticated else 200), response.text
+    return body
 
 
 async def add_webhook(client: httpx.AsyncClient, token: str, url: str) -> tuple[str, str]:

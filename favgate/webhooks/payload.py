@@ -19,6 +19,7 @@ from typing import Any
 import bson
 import orjson
 
+from favgate.schema.nodes import FAVORITE, global_id
 from favgate.storage import Favorite, Message, ResumeToken
 
 EVENT_TYPE = "favorite.changed"
@@ -40,7 +41,7 @@ def body(favorite: Favorite, message: Message | None) -> bytes:
 
 def _favorite(favorite: Favorite, message: Message | None) -> dict[str, Any]:
     return {
-        "id": favorite.id,
+        "id": global_id(FAVORITE, favorite.id),  # the Relay id GraphQL shows
         "type": favorite.target.type.name,
         "chatJid": favorite.target.chat_jid,
         "messageId": favorite.target.message_id,

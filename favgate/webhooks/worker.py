@@ -87,19 +87,26 @@ class WebhookWorker:
         self._wake.set()
         if self._relaying is not None:
             self._relaying.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relaying
+            await self._settle([self._relaying])
         if self._tasks:
             _, running = await asyncio.wait(self._tasks, timeout=self._grace)
             for task in running:
                 task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await self._settle(self._tasks)
         self._tasks.clear()
         await self._relay.stop()
         if self._client is not None:
             await self._client.aclose()
+
+    async def _settle(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Wait for cancelled tasks, at most the grace: a driver read cancelled midway may
+        never return (PyMongo's async client), and shutdown must not wait on it."""
+        _, stuck = await asyncio.wait(tasks, timeout=self._grace)
+        if stuck:
+            logger.warning("webhooks: %d task(s) did not stop in time; left behind", len(stuck))
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: the loops log their own errors
 
     async def _send_loop(self) -> None:
         while not self._stopping.is_set():
