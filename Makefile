@@ -1,4 +1,5 @@
-# favgate: `make run` starts the gateway on the embedded database, `make test` runs the suite.
+# favgate: `make run` starts the gateway on the embedded database, `make test` runs the suite
+# (what CI runs), `make test-fast` the inner loop: the suite without the tests marked slow.
 # Both create .venv and install everything on first use.
 
 PYTHON ?= python3
@@ -9,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 JS := tests/js
 JS_INSTALLED := $(JS)/node_modules/.installed
 
-.PHONY: install run test lint format clean bench bench-soak
+.PHONY: install run test test-fast lint format clean bench bench-soak
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "favgate needs Python 3.11 or newer")'
@@ -33,6 +34,11 @@ test: install
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(JS_INSTALLED); \
 	else echo "npm not found: the Node client tests will skip (apt-get install nodejs npm)"; fi
 	$(BIN)/pytest
+
+# The inner loop: no real processes, browsers, Node clients, property runs or real-time waits
+# (the `slow` marker, pyproject.toml). More pytest options in ARGS: make test-fast ARGS=-x
+test-fast: install
+	$(BIN)/pytest -m "not slow" -p no:cacheprovider -q $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,31 +1,179 @@
-"""Shared by the tests that drive a real ``favgate serve`` process with real clients: the
-gateway on a database of its own with one seeded tenant, the Node scripts of ``tests/js``
-(the npm harness: ``make test`` installs it with ``npm ci``), and Debian's Chromium."""
+"""What the tests share besides fixtures (those are in conftest.py): the tenants' names and
+tokens, the app inside its lifespan, the command log, seeding, ports and URIs; then, for
+the tests that drive a real ``favgate serve`` process with real clients, the gateway on a
+database of its own with one seeded tenant, the Node scripts of ``tests/js`` (the npm
+harness: ``make test`` installs it with ``npm ci``), and Debian's Chromium.
+
+Import from here (``from helpers import ...``), never from conftest."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from conftest import free_port, seed_instance, with_database
+from pymongo import monitoring
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
 
-from favgate.auth import generate_token
+from favgate.app import create_app
+from favgate.auth import generate_token, hash_token
 from favgate.config import Settings
-from favgate.storage import open_storage
+from favgate.storage import InstanceStatus, open_storage
+
+# --- Tenants, the app, the command log, seeding -------------------------------------------
+
+
+class LifespanApp:
+    """Runs an app's lifespan and hands its state to every request, as a server would.
+
+    httpx's ASGITransport runs no lifespan, so the tests enter it here.
+    """
+
+    def __init__(self, app: Starlette, state: dict[str, Any]) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["state"] = dict(self.state)
+        await self.app(scope, receive, send)
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for a fresh app built from ``settings``, inside the app's lifespan."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application) as state:
+        transport = httpx.ASGITransport(app=LifespanApp(application, dict(state or {})))
+        async with httpx.AsyncClient(transport=transport, base_url="http://favgate.test") as c:
+            yield c
+
+
+@dataclass(frozen=True)
+class Tenants:
+    """Two accounts: acme (instances main, offline) and globex (instance rival)."""
+
+    acme_token: str
+    main_token: str
+    offline_token: str
+    globex_token: str
+    rival_token: str
+
+
+CHAT_JID = "5511999999999@s.whatsapp.net"
+GROUP_JID = "120363012345678901@g.us"
+MESSAGE_ID = "3EB08FCF27E532F1B0F5"
+
+
+class CommandLog(monitoring.CommandListener):
+    """The command documents sent to the test's database while ``active``.
+
+    PyMongo listeners are process-global and cannot be unregistered: one log is
+    registered for the session, before any test creates a client (a listener reaches only
+    clients created after it), and each test points it at its own database.
+    """
+
+    def __init__(self) -> None:
+        self.database: str | None = None
+        self.active = False
+        self.documents: list[dict[str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.active and event.database_name == self.database:
+            self.documents.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def clear(self) -> None:
+        self.documents = []
+
+    @property
+    def commands(self) -> list[tuple[str, str]]:
+        """(command, collection) of each document; the command is its first key."""
+        return [(name, str(doc[name])) for doc in self.documents for name in [next(iter(doc))]]
+
+    @property
+    def with_updates(self) -> list[tuple[str, str, int]]:
+        """(command, collection, number of update statements) of each document."""
+        return [
+            (name, collection, len(doc.get("updates", ())))
+            for (name, collection), doc in zip(self.commands, self.documents, strict=True)
+        ]
+
+    def documents_outside(self, collection: str) -> list[dict[str, Any]]:
+        return [doc for doc in self.documents if doc[next(iter(doc))] != collection]
+
+
+def collect_leaked_sockets() -> None:
+    """Collect the socket PyMongo's async client (4.20) leaks when ``close()`` cancels its
+    monitor in the middle of a connect to a dead server: it is garbage at once, so its
+    ResourceWarning is silenced here, where it is expected, instead of failing whichever
+    later test the garbage collector happens to run in."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+async def seed_instance(
+    settings: Settings,
+    *,
+    account_token: str | None = None,
+    instance_token: str | None = None,
+    instance: str = "main",
+) -> None:
+    """Account "acme" with its connected ``instance``, in ``settings``' database, through a
+    client of its own (so that only requests exercise the gateway's). A token not given is
+    one nobody knows."""
+    storage = open_storage(settings)
+    try:
+        await storage.ensure_indexes()
+        await storage.directory.create_account(
+            "acme", hash_token(account_token or generate_token())
+        )
+        await storage.directory.create_instance(
+            instance,
+            "acme",
+            InstanceStatus.CONNECTED,
+            hash_token(instance_token or generate_token()),
+        )
+    finally:
+        await storage.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def with_database(uri: str, database: str) -> str:
+    """``uri`` naming ``database`` in its path, its options kept."""
+    parts = urlsplit(uri)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+# --- A real favgate serve, Node and Chromium ----------------------------------------------
 
 JS = Path(__file__).parent / "js"
 NODE = shutil.which("node")

@@ -20,10 +20,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import CHAT_JID
-from helpers import INSTANCE, Gateway, favgate_serve, needs_node, run_node
+from helpers import CHAT_JID, INSTANCE, Gateway, favgate_serve, needs_node, run_node
 
-pytestmark = needs_node
+pytestmark = [needs_node, pytest.mark.slow]
 
 FAVORITED = {"success": True, "favorite": True}
 Step = dict[str, Any]

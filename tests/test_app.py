@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from conftest import CHAT_JID, Tenants, collect_leaked_sockets, seed_instance, serving
+from helpers import CHAT_JID, Tenants, collect_leaked_sockets, seed_instance, serving
 from pymongo.errors import ConnectionFailure
 
 from favgate.app import create_app
@@ -57,6 +57,8 @@ def _dead_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.both_drivers
+@pytest.mark.slow
 async def test_start_up_fails_fast_without_a_database(settings: Settings) -> None:
     """The lifespan creates the indexes, so a gateway with no database refuses to start,
     within the configured timeout rather than the driver's 30 s."""
@@ -117,6 +119,8 @@ async def wait_for_recovery(client: httpx.AsyncClient, token: str, limit: float)
         await asyncio.sleep(0.2)
 
 
+@pytest.mark.both_drivers
+@pytest.mark.slow
 async def test_outage_and_recovery(own_server: ServerProcess, driver: str) -> None:
     settings = Settings(
         mongo_driver=driver,  # type: ignore[arg-type]

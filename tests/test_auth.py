@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import Tenants
+from helpers import Tenants
 from starlette.datastructures import Headers
 
 from favgate.auth import MAX_TOKEN_LENGTH, Access, generate_token, hash_token, token_from_headers

@@ -1,7 +1,7 @@
 """``setFavorites``: many items in one request, one outcome per item, one bulk write.
 
-Over HTTP against the app with a real database, with both drivers (the ``settings``
-fixture); round trips are counted with a pymongo command listener.
+Over HTTP against the app with a real database (the ``settings`` fixture); round trips are
+counted with a pymongo command listener, with both drivers (``both_drivers``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, LifespanApp, Tenants
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, LifespanApp, Tenants
 
 from favgate.app import create_app
 from favgate.config import Settings
@@ -270,6 +270,7 @@ async def test_a_hundred_and_one_are_refused(
     ],
     ids=["mixed", "chats-only", "one-message"],
 )
+@pytest.mark.both_drivers
 async def test_a_batch_costs_one_lookup_and_one_write(
     commands: CommandLog,
     client: httpx.AsyncClient,
@@ -332,6 +333,7 @@ async def test_each_item_counts_against_the_rate_limit(
     assert len(await outcomes(limited_client, tenants.main_token, items)) == 6
 
 
+@pytest.mark.both_drivers
 async def test_a_target_named_many_times_is_written_once(
     commands: CommandLog, client: httpx.AsyncClient, tenants: Tenants
 ) -> None:

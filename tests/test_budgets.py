@@ -20,10 +20,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, MESSAGE_ID, CommandLog, Tenants
+from helpers import CHAT_JID, MESSAGE_ID, CommandLog, Tenants
 
 from favgate.config import Settings
 from favgate.storage import FavoriteTarget, FavoriteType, InstanceStatus, Storage
+
+pytestmark = pytest.mark.both_drivers
 
 Command = tuple[str, str]  # (command name, collection)
 
@@ -202,6 +204,7 @@ async def test_favorites_page_counts_only_when_asked(gateway: Gateway, storage: 
     assert sorted(seen[2:]) == sorted([PAGE_MESSAGES, COUNT])
 
 
+@pytest.mark.slow
 async def test_an_expired_token_is_looked_up_once_for_concurrent_requests(
     settings: Settings, gateway: Gateway, tenants: Tenants
 ) -> None:
@@ -239,6 +242,7 @@ async def sleep_past_ttl(settings: Settings, cached_at: float) -> None:
     await asyncio.sleep(max(0.0, cached_at + settings.cache_ttl_seconds + 0.05 - time.monotonic()))
 
 
+@pytest.mark.slow
 async def test_a_revoked_token_is_refused_within_the_ttl(
     settings: Settings, client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:
@@ -259,6 +263,7 @@ async def test_a_revoked_token_is_refused_within_the_ttl(
     )
 
 
+@pytest.mark.slow
 async def test_a_status_change_takes_effect_within_the_ttl(
     settings: Settings, client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:

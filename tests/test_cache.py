@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
 
 from favgate.auth import generate_token, hash_token
 from favgate.cache import MISS, Lookup, LruCache
@@ -16,6 +16,8 @@ from favgate.config import ConfigError, Settings
 from favgate.storage import Caller, Instance, InstanceStatus, Storage, open_storage
 from favgate.storage.caching import CachingDirectory
 from favgate.storage.indexes import MESSAGES
+
+pytestmark = pytest.mark.both_drivers
 
 # --- LruCache -----------------------------------------------------------------------------
 

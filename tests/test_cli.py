@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import with_database
+from helpers import with_database
 from pymongo import MongoClient
 from pymongo.database import Database
 
@@ -507,6 +507,7 @@ def watch_servers(data_dir: Path) -> Iterator[set[int]]:
         watcher.join()
 
 
+@pytest.mark.slow
 def test_commands_share_the_embedded_database_on_disk(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

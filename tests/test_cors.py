@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from conftest import CHAT_JID, Tenants, serving
+from helpers import CHAT_JID, Tenants, serving
 
 from favgate.config import Settings
 

@@ -19,11 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID
-from helpers import CHROMIUM, CHROMIUM_FLAGS, Gateway, favgate_serve, needs_chromium
+from helpers import CHAT_JID, CHROMIUM, CHROMIUM_FLAGS, Gateway, favgate_serve, needs_chromium
 from playwright.async_api import Browser, async_playwright
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.slow]
 RATE_LIMIT = 10
 WAIT_MS = 15_000
 PAGE = b"<!doctype html><title>A browser app</title><p>app"

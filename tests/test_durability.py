@@ -14,12 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import seed_instance, serving
+from helpers import seed_instance, serving
 from pymongo import MongoClient
 
 from favgate.auth import generate_token
 from favgate.config import Settings
 from favgate.embedded import ServerProcess
+
+pytestmark = pytest.mark.slow
 
 WORKERS = 8
 LOAD_BEFORE_KILL = 1.0  # seconds of load before the kill

@@ -19,8 +19,10 @@ from typing import IO, Any
 
 import httpx
 import pytest
-from conftest import free_port
+from helpers import free_port
 from pymongo import MongoClient
+
+pytestmark = pytest.mark.slow
 
 BANNER_TIMEOUT = 60.0
 EXIT_TIMEOUT = 30.0

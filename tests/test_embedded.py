@@ -21,6 +21,8 @@ from favgate.embedded import (
     find_server_executable,
 )
 
+pytestmark = pytest.mark.slow
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

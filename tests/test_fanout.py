@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
 
 from favgate.config import Settings
 from favgate.metrics import REGISTRY
@@ -25,6 +25,9 @@ from favgate.schema.limits import execution_context_class
 from favgate.storage import FavoriteTarget, FavoriteType, Storage, Subscriber
 from favgate.storage.changes import DELIVERY_BATCH
 from favgate.websocket import SharedPayloads
+
+# Change streams: the driver matters.
+pytestmark = pytest.mark.both_drivers
 
 TIMEOUT = 10.0
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
 
 from favgate.schema.selection import selects
 from favgate.storage import FavoriteTarget, FavoriteType, Storage
@@ -149,6 +149,7 @@ query Two($instance: String!) {
 """
 
 
+@pytest.mark.both_drivers
 async def test_favorites_of_one_request_load_their_messages_together(
     client: httpx.AsyncClient, tenants: Tenants, favorites: None, commands: CommandLog
 ) -> None:

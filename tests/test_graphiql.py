@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LifespanApp
+from helpers import LifespanApp
 
 from favgate import graphiql
 from favgate.app import create_app

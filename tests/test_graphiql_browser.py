@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from conftest import free_port, seed_instance
-from helpers import CHROMIUM, CHROMIUM_FLAGS, needs_chromium
+from helpers import CHROMIUM, CHROMIUM_FLAGS, free_port, needs_chromium, seed_instance
 from playwright.async_api import ConsoleMessage, Page, Route, async_playwright
 
 from favgate.app import create_app
@@ -27,7 +26,7 @@ from favgate.auth import generate_token
 from favgate.config import Settings
 from favgate.storage import open_storage
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.slow]
 WAIT_MS = 15_000
 UNAUTHORIZED = "the server responded with a status of 401"
 EDITOR_VALUE = "(selector) => document.querySelector(selector).CodeMirror.getValue()"

@@ -107,6 +107,7 @@ async def answers(query: str) -> list[tuple[Any, list[Any]]]:
     root=st.sampled_from(["items", "item"]),
     alias=st.booleans(),
 )
+@pytest.mark.slow
 async def test_plain_fields_answer_as_graphql_core(
     kind: int, fields: list[str], root: str, alias: bool
 ) -> None:

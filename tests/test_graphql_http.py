@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, MESSAGE_ID, LifespanApp, Tenants, serving
 from graphql import parse, print_ast
+from helpers import CHAT_JID, MESSAGE_ID, LifespanApp, Tenants, serving
 from starlette.routing import Route
 
 from favgate.app import create_app
@@ -24,11 +24,6 @@ from favgate.storage import Storage
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 SET = 'setFavorite(instance: "main", number: "%s", favorite: true) { success }'
-
-
-@pytest.fixture
-def driver() -> str:
-    return "motor"
 
 
 def number(i: int) -> str:
@@ -266,6 +261,7 @@ async def test_a_subscription_over_http_is_refused_without_a_stream(
     assert storage.changes._pump is None  # no change stream was opened
 
 
+@pytest.mark.slow
 async def test_client_errors_leave_no_traceback_and_little_log(
     client: httpx.AsyncClient, tenants: Tenants, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import favgate_serve, needs_node, run_node
 
-pytestmark = needs_node
+pytestmark = [needs_node, pytest.mark.slow]
 
 
 def failing(results: list[dict[str, Any]]) -> list[str]:

@@ -11,18 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CommandLog, Tenants, serving
+from helpers import CommandLog, Tenants, serving
 
 from favgate.auth import generate_token, hash_token
 from favgate.bodylimit import BodyLimitMiddleware
 from favgate.config import Settings
 from favgate.storage import Storage
-
-
-@pytest.fixture
-def driver() -> str:
-    return "motor"  # transport checks; the drivers are covered by the contract tests
-
 
 REST = "/api/chat/favorite/main"
 CHAT = {"number": "5511999999999", "favorite": True}

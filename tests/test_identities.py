@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CommandLog, Tenants, serving
+from helpers import CommandLog, Tenants, serving
 
 from favgate.config import Settings
 from favgate.importing import parse_messages
@@ -244,6 +244,7 @@ async def test_another_instances_messages_say_nothing(api: Api, storage: Storage
 # --- What it costs ----------------------------------------------------------------------
 
 
+@pytest.mark.both_drivers
 async def test_a_cold_spelling_costs_one_lookup_and_a_warm_one_none(
     api: Api, storage: Storage, commands: CommandLog
 ) -> None:

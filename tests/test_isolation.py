@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, Tenants
+from helpers import CHAT_JID, Tenants
 
 from favgate.storage import FavoriteTarget, FavoriteType, Storage
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import time
 
-from conftest import CHAT_JID, CommandLog, Tenants, serving
+import pytest
+from helpers import CHAT_JID, CommandLog, Tenants, serving
 
 from favgate.auth import hash_token
 from favgate.config import Settings
 from favgate.ratelimit.limiter import LEASE_MIN_DEMAND, Limiter, Policy
 from favgate.storage import Storage
 from favgate.storage.indexes import RATE_LIMITS
+
+pytestmark = pytest.mark.both_drivers
 
 CHECK = ("findAndModify", RATE_LIMITS)
 # 100 units per second: leases of up to 100.
@@ -103,6 +106,7 @@ async def test_a_busy_key_leases_and_saves_round_trips(
     assert await units_in_store(storage, "key") == 200
 
 
+@pytest.mark.slow
 async def test_unspent_units_go_back_once_the_key_is_quiet(
     storage: Storage, commands: CommandLog
 ) -> None:
@@ -135,6 +139,7 @@ async def test_leases_can_be_turned_off(storage: Storage, commands: CommandLog) 
     assert checks(commands) == 30
 
 
+@pytest.mark.slow
 async def test_two_processes_leasing_never_admit_more_than_the_budget(storage: Storage) -> None:
     # 600 a minute: leases of up to 10 units. Each "process" (a limiter of its own on the
     # same store) asks for 450, four requests at a time.

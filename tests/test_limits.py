@@ -9,16 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Tenants, serving
+from helpers import Tenants, serving
 
 from favgate.config import Settings
 from favgate.schema.limits import EMPTY_SELECTION_SET
 from favgate.storage import Storage
-
-
-@pytest.fixture
-def driver() -> str:
-    return "motor"  # the limits never reach the database: one driver is enough
 
 
 async def graphql(

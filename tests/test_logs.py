@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, Tenants
+from helpers import CHAT_JID, Tenants
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request

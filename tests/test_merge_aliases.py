@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, Tenants, with_database
+from helpers import CHAT_JID, Tenants, with_database
 
 from favgate.cli import main
 from favgate.config import Settings

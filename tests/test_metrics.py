@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import strawberry
-from conftest import CHAT_JID, Tenants, serving
+from helpers import CHAT_JID, Tenants, serving
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -183,11 +183,13 @@ async def outage(settings: Settings, own_server: ServerProcess) -> AsyncIterator
         await asyncio.to_thread(own_server.kill)
         yield client
         # Back before the client closes: PyMongo's async client leaks a socket when it is
-        # closed in the middle of a reconnect (see conftest.collect_leaked_sockets).
+        # closed in the middle of a reconnect (see helpers.collect_leaked_sockets).
         await asyncio.to_thread(own_server.start)
         await client.get("/readyz")
 
 
+@pytest.mark.both_drivers
+@pytest.mark.slow
 async def test_database_errors_are_counted_per_api(outage: httpx.AsyncClient) -> None:
     query = '{ favorite(instance: "main", number: "5511999999999") { favorite } }'
     delta = await delta_around(

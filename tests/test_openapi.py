@@ -14,7 +14,7 @@ import httpx
 import hypothesis
 import pytest
 import schemathesis
-from conftest import MESSAGE_ID, Tenants
+from helpers import MESSAGE_ID, Tenants
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.python import asgi
@@ -35,11 +35,6 @@ CONFIG = schemathesis.Config.from_dict(
         }
     }
 )
-
-
-@pytest.fixture
-def driver() -> str:
-    return "motor"  # one driver: the document is the same
 
 
 async def test_document_is_served(client: httpx.AsyncClient) -> None:
@@ -89,6 +84,7 @@ def credentials(tenants: Tenants) -> st.SearchStrategy[dict[str, str]]:
     )
 
 
+@pytest.mark.slow
 async def test_app_conforms_to_its_document(settings: Settings, tenants: Tenants) -> None:
     app = create_app(settings)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)

@@ -1,8 +1,8 @@
 """Payloads a client cache can use (issue 10): ``record`` on ``setFavorite`` and on each
 item of ``setFavorites``, Relay's ``node(id:)`` under the tenant rules, and ``instances``.
 
-Over HTTP against the app with a real database, with both drivers; round trips are
-counted with the session's command listener.
+Over HTTP against the app with a real database; round trips are counted with the
+session's command listener, with both drivers (``both_drivers``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
 
 from favgate.auth import generate_token, hash_token
 from favgate.resolvers.favorites import now
@@ -177,6 +177,7 @@ async def test_set_favorites_returns_each_items_record(
     assert len({chat["record"]["id"], message["record"]["id"], group["record"]["id"]}) == 3
 
 
+@pytest.mark.both_drivers
 async def test_set_favorites_reads_the_records_back_in_one_query(
     commands: CommandLog, client: httpx.AsyncClient, tenants: Tenants
 ) -> None:
@@ -192,6 +193,7 @@ async def test_set_favorites_reads_the_records_back_in_one_query(
     assert seen[2:] == [("find", "favorites", 0)] * 2
 
 
+@pytest.mark.both_drivers
 async def test_set_favorites_of_chats_only_reads_them_back_in_one_query(
     commands: CommandLog, client: httpx.AsyncClient, tenants: Tenants
 ) -> None:
@@ -388,6 +390,7 @@ async def test_an_account_without_instances_has_none(
     assert (await data(client, token, INSTANCES))["instances"] == []
 
 
+@pytest.mark.both_drivers
 async def test_instances_cost_one_query_for_an_account_token(
     commands: CommandLog, client: httpx.AsyncClient, tenants: Tenants
 ) -> None:

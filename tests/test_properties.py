@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Tenants
 from graphql import ArgumentNode, DocumentNode, StringValueNode, Visitor, print_ast, visit
+from helpers import Tenants
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, queries
@@ -24,6 +24,8 @@ from favgate.errors import InvalidArgument, InvalidRequestBody
 from favgate.resolvers import normalize_number
 from favgate.rest import FavoriteRequest, parse_body
 from favgate.schema import build_schema
+
+pytestmark = pytest.mark.slow
 
 PURE = settings(max_examples=1500, deadline=None, database=None, derandomize=True)
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from conftest import (
+from helpers import (
     CHAT_JID,
     CommandLog,
     Tenants,
@@ -257,6 +257,8 @@ async def test_other_routes_are_not_charged(limited: httpx.AsyncClient, tenants:
 # --- The limiter --------------------------------------------------------------------------
 
 
+@pytest.mark.both_drivers
+@pytest.mark.slow
 async def test_sliding_window_in_real_time(storage: Storage) -> None:
     limiter = Limiter(storage.rate_limits, Policy(limit=3, window=2))
     decisions = [await limiter.acquire("key") for _ in range(3)]
@@ -273,6 +275,7 @@ async def test_sliding_window_in_real_time(storage: Storage) -> None:
     assert again.admitted
 
 
+@pytest.mark.both_drivers
 async def test_exact_under_concurrency(storage: Storage) -> None:
     limiter = Limiter(storage.rate_limits, Policy(limit=10))
     decisions = await asyncio.gather(*(limiter.acquire("key") for _ in range(50)))
@@ -329,6 +332,7 @@ def record(commands: CommandLog, settings: Settings) -> None:
     commands.active = True
 
 
+@pytest.mark.both_drivers
 async def test_one_round_trip_per_check(
     commands: CommandLog, settings: Settings, storage: Storage
 ) -> None:
@@ -339,6 +343,7 @@ async def test_one_round_trip_per_check(
     assert commands.commands == [("findAndModify", RATE_LIMITS)] * 3
 
 
+@pytest.mark.both_drivers
 async def test_one_round_trip_per_request(
     commands: CommandLog, settings: Settings, limited: httpx.AsyncClient, tenants: Tenants
 ) -> None:
@@ -352,6 +357,8 @@ async def test_one_round_trip_per_request(
 # --- Store outage -------------------------------------------------------------------------
 
 
+@pytest.mark.both_drivers
+@pytest.mark.slow
 async def test_store_unreachable_fails_closed(own_server: ServerProcess, driver: str) -> None:
     settings = Settings(
         mongo_driver=driver,  # type: ignore[arg-type]
@@ -379,6 +386,7 @@ async def test_store_unreachable_fails_closed(own_server: ServerProcess, driver:
     collect_leaked_sockets()
 
 
+@pytest.mark.slow
 async def test_limiter_raises_an_outage(own_server: ServerProcess) -> None:
     settings = Settings(database_timeout_ms=300).with_uri(own_server.uri)
     await asyncio.to_thread(own_server.kill)

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CHAT_JID, free_port, with_database
+from helpers import CHAT_JID, free_port, with_database
 
 from favgate.auth import generate_token, hash_token
 from favgate.config import Settings
 from favgate.storage import InstanceStatus, open_storage
+
+pytestmark = pytest.mark.slow
 
 REPLICAS = 4
 LIMIT = 40

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
 
 from favgate.storage import Storage
 

@@ -1,6 +1,7 @@
 """The GraphQL schema: over HTTP against the app with a real database, and without HTTP.
 
-Every test that touches the database runs with both drivers (the ``settings`` fixture).
+Tests run with one driver (the ``settings`` fixture); the round trips counted over the wire,
+with both (``both_drivers``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
 from graphql import GraphQLNamedType, GraphQLObjectType, build_schema
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, CommandLog, Tenants
 
 from favgate.auth import generate_token
 from favgate.schema import build_context, schema
@@ -731,6 +732,7 @@ async def seed_favorites(client: httpx.AsyncClient, storage: Storage, token: str
     return created[::-1]
 
 
+@pytest.mark.slow
 async def test_favorites_walk_newest_first(
     client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:
@@ -769,6 +771,7 @@ async def test_favorites_walk_newest_first(
     assert keys_of(await page_of(client, token, first=None)) == newest_first[:20]
 
 
+@pytest.mark.slow
 async def test_favorites_filters(
     client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:
@@ -807,6 +810,7 @@ async def test_favorites_filters(
     assert "Value 'PIN' does not exist in 'FavoriteType' enum" in body["errors"][0]["message"]
 
 
+@pytest.mark.slow
 async def test_unfavorited_ones_disappear(
     client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:
@@ -829,6 +833,7 @@ async def test_unfavorited_ones_disappear(
     assert keys_of(await page_of(client, token, first=25)) == [gone[-1], *remaining]
 
 
+@pytest.mark.slow
 async def test_cursor_stays_valid_when_favorites_come_and_go(
     client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:
@@ -864,6 +869,7 @@ async def test_invalid_cursor(client: httpx.AsyncClient, tenants: Tenants, curso
     assert body["data"] is None  # favorites is non-null
 
 
+@pytest.mark.slow
 async def test_page_size_is_capped(
     client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:
@@ -886,6 +892,7 @@ async def test_page_size_is_capped(
     assert len({edge["node"]["chatJid"] for page in pages for edge in page["edges"]}) == 105
 
 
+@pytest.mark.slow
 async def test_zero_and_negative_page_sizes(
     client: httpx.AsyncClient, tenants: Tenants, storage: Storage
 ) -> None:
@@ -1018,6 +1025,7 @@ COUNT = [("aggregate", "favorites")]
     ],
     ids=["account-token", "instance-token", "account-token-count", "instance-token-count"],
 )
+@pytest.mark.both_drivers
 async def test_messages_are_loaded_in_one_round_trip(
     commands: CommandLog,
     client: httpx.AsyncClient,

@@ -20,12 +20,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, seed_instance, with_database
+from helpers import free_port, seed_instance, with_database
 from pymongo import MongoClient
 
 from favgate.auth import generate_token
 from favgate.config import Settings
 from favgate.storage import open_storage
+
+pytestmark = pytest.mark.slow
 
 REQUESTS = 50
 START_TIMEOUT = 30.0

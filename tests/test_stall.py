@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, CommandLog, Tenants, free_port, seed_instance, with_database
+from helpers import CHAT_JID, CommandLog, Tenants, free_port, seed_instance, with_database
 from pymongo.errors import (
     ConnectionFailure,
     DuplicateKeyError,
@@ -43,6 +43,8 @@ from favgate.embedded import ServerProcess
 from favgate.errors import ServiceUnavailable, public_error
 from favgate.resolvers.favorites import now
 from favgate.storage import FavoriteTarget, FavoriteType, open_storage
+
+pytestmark = [pytest.mark.both_drivers, pytest.mark.slow]
 
 TIMEOUT_MS = 1000
 # The bound: the deadline plus a second for everything around it.

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
 from pymongo import WriteConcern
 
 from favgate.auth import generate_token, hash_token
@@ -29,6 +29,8 @@ from favgate.storage import (
     open_storage,
 )
 from favgate.storage.indexes import FAVORITES, INDEXES
+
+pytestmark = pytest.mark.both_drivers
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 CHAT = FavoriteTarget(FavoriteType.CHAT, CHAT_JID)

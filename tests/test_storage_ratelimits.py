@@ -15,6 +15,8 @@ import pytest
 from favgate.storage import Bucket, Charge, Grant, Storage
 from favgate.storage.indexes import INDEXES, RATE_LIMITS
 
+pytestmark = pytest.mark.both_drivers
+
 # In the future: a window in the past has already expired, and the server's TTL monitor
 # may delete its document in the middle of a test. A whole second, so that the buckets
 # (a 60th of the window: 100 ms) start on T0.
@@ -93,6 +95,7 @@ async def test_no_burst_at_the_edge_of_a_window(storage: Storage) -> None:
     assert back == [1] * 5 + [0]
 
 
+@pytest.mark.slow
 async def test_never_more_than_the_limit_in_any_window(storage: Storage) -> None:
     # A request every 0.3 s for 24 s against 5 per 6 s, with a burst in the middle.
     times = sorted([300 * i for i in range(80)] + [9000] * 10)
@@ -196,6 +199,7 @@ async def test_idle_keys_expire_through_a_ttl_index(storage: Storage) -> None:
     assert index["expireAfterSeconds"] == 0
 
 
+@pytest.mark.slow
 async def test_exact_under_concurrency(storage: Storage) -> None:
     # Fresh keys: the first checks of a key race to create its document as well.
     for _ in range(5):

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from conftest import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants, seed_instance
+from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants, seed_instance
 from pymongo import MongoClient, monitoring
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError
@@ -32,6 +32,8 @@ from favgate.metrics import REGISTRY
 from favgate.resolvers.favorites import now
 from favgate.storage import FavoriteTarget, FavoriteType, Storage
 from favgate.storage.changes import MAX_PENDING
+
+pytestmark = [pytest.mark.both_drivers, pytest.mark.slow]
 
 PROTOCOL = "graphql-transport-ws"
 TIMEOUT = 10.0  # seconds for anything that should happen; a failure, never a wait

@@ -21,12 +21,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, with_database
+from helpers import free_port, with_database
 from pymongo import MongoClient
 
 from favgate.auth import hash_token
 from favgate.cli import main
 from favgate.config import DEFAULT_CACHE_TTL
+
+pytestmark = pytest.mark.slow
 
 PROVIDER_ACCOUNT_TOKEN = "a1b2c3d4-0000-4000-8000-00000000acc7"
 PROVIDER_INSTANCE_TOKEN = "a1b2c3d4-0000-4000-8000-0000000001a5"

@@ -13,12 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAT_JID, MESSAGE_ID, Tenants, serving
+from helpers import CHAT_JID, MESSAGE_ID, Tenants, serving
 from webhook_receiver import TIMEOUT, Receiver
 
 from favgate.config import Settings
 from favgate.metrics import REGISTRY
 from favgate.storage import Storage
+
+pytestmark = pytest.mark.both_drivers
 
 QUIET = 0.5  # seconds of silence that show nothing more came
 BACKOFF = 0.05  # the first retry's delay, in seconds

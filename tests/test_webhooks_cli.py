@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import with_database
+from helpers import with_database
 from pymongo import MongoClient
 
 from favgate.cli import main

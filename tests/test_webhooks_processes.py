@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, with_database
+from helpers import free_port, with_database
 from pymongo import MongoClient
 from webhook_receiver import Receiver
 
@@ -27,6 +27,8 @@ from favgate.auth import generate_token, hash_token
 from favgate.config import Settings
 from favgate.storage import FavoriteTarget, FavoriteType, InstanceStatus, Storage, open_storage
 from favgate.webhooks.signing import generate_secret
+
+pytestmark = pytest.mark.slow
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0

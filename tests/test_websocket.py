@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Tenants, collect_leaked_sockets, free_port, seed_instance, with_database
+from helpers import Tenants, collect_leaked_sockets, free_port, seed_instance, with_database
 from test_subscriptions import (
     FAVORITE_CHANGED,
     PROTOCOL,
@@ -41,6 +41,8 @@ from favgate.config import ConfigError, Settings
 from favgate.embedded import ServerProcess
 from favgate.storage import Storage, open_storage
 from favgate.websocket import INIT_TIMEOUT
+
+pytestmark = pytest.mark.slow
 
 START_TIMEOUT = 30.0
 HOSTILE_REPEATS = 100
@@ -136,6 +138,7 @@ async def test_nothing_before_connection_init(gateway: str, tenants: Tenants) ->
     assert await closed_by(gateway, init("not-a-token"), subscribe()) == (4403, "Forbidden")
 
 
+@pytest.mark.both_drivers
 async def test_a_database_away_at_connection_init_closes_1011(
     own_server: ServerProcess, driver: str
 ) -> None:
