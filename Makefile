@@ -33,12 +33,16 @@ run: install
 test: install
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(JS_INSTALLED); \
 	else echo "npm not found: the Node client tests will skip (apt-get install nodejs npm)"; fi
-	$(BIN)/pytest
+	$(BIN)/pytest $(PARALLEL)
 
 # The inner loop: no real processes, browsers, Node clients, property runs or real-time waits
 # (the `slow` marker, pyproject.toml). More pytest options in ARGS: make test-fast ARGS=-x
 test-fast: install
-	$(BIN)/pytest -m "not slow" -p no:cacheprovider -q $(ARGS)
+	$(BIN)/pytest $(PARALLEL) -m "not slow" -p no:cacheprovider -q $(ARGS)
+
+# A worker per core (pytest-xdist), each test module on one worker: its fixtures and its
+# order as they are. Every worker runs its own database server; plain `pytest` runs serially.
+PARALLEL := -n auto --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .
