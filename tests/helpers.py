@@ -225,15 +225,10 @@ async def favgate_serve(
     uri = with_database(mongodb_uri, f"favgate_clients_{uuid.uuid4().hex[:12]}")
     token, port = generate_token(), free_port()
     await seed_instance(Settings().with_uri(uri), account_token=token, instance=INSTANCE)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("FAVGATE_")}
     # A budget no client's requests exhaust here: the rate limit has tests of its own.
-    environ |= {"MONGODB_URI": uri, "FAVGATE_RATE_LIMIT": "1000000", "PYTHONUNBUFFERED": "1"}
-    environ |= dict(env or {})
-    command = [sys.executable, "-m", "favgate.cli", "serve", "--port", str(port)]
-    with log.open("wb") as output:
-        proc = subprocess.Popen(
-            command, env=environ, stdin=subprocess.DEVNULL, stdout=output, stderr=output
-        )
+    proc = spawn_serve(
+        port, {"MONGODB_URI": uri, "FAVGATE_RATE_LIMIT": "1000000", **(env or {})}, log
+    )
     gateway = Gateway(f"http://127.0.0.1:{port}", token, log)
     try:
         await _wait_until_ready(proc, gateway)
@@ -245,6 +240,20 @@ async def favgate_serve(
             await storage.drop_database()
         finally:
             await storage.close()
+
+
+def spawn_serve(
+    port: int, env: Mapping[str, str], log: Path, mode: str = "wb"
+) -> subprocess.Popen[bytes]:
+    """``favgate serve`` on ``port`` in a process of its own, with ``env`` for settings (none
+    of the test run's own ``FAVGATE_`` variables) and its output in ``log``."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("FAVGATE_")}
+    environ |= {"PYTHONUNBUFFERED": "1", **env}
+    command = [sys.executable, "-m", "favgate.cli", "serve", "--port", str(port)]
+    with log.open(mode) as output:
+        return subprocess.Popen(
+            command, env=environ, stdin=subprocess.DEVNULL, stdout=output, stderr=output
+        )
 
 
 async def _wait_until_ready(proc: subprocess.Popen[bytes], gateway: Gateway) -> None:

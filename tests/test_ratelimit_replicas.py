@@ -4,10 +4,8 @@ token; 120 concurrent requests spread over them admit exactly the limit, 40."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import CHAT_JID, free_port, with_database
+from helpers import CHAT_JID, free_port, spawn_serve, with_database
 
 from favgate.auth import generate_token, hash_token
 from favgate.config import Settings
@@ -38,13 +36,8 @@ class Replica:
         self.port = free_port()
         self.log = log
         self.terminated = False
-        env = {name: value for name, value in os.environ.items() if not name.startswith("FAVGATE_")}
-        env |= {"MONGODB_URI": uri, "FAVGATE_RATE_LIMIT": str(LIMIT), "PYTHONUNBUFFERED": "1"}
-        command = [sys.executable, "-m", "favgate.cli", "serve", "--port", str(self.port)]
-        with log.open("wb") as output:
-            self.proc = subprocess.Popen(
-                command, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output
-            )
+        env = {"MONGODB_URI": uri, "FAVGATE_RATE_LIMIT": str(LIMIT)}
+        self.proc = spawn_serve(self.port, env, log)
 
     @property
     def url(self) -> str:

@@ -5,10 +5,8 @@ delivered too, and two gateways sharing a database deliver each event once."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import free_port, with_database
+from helpers import free_port, spawn_serve, with_database
 from pymongo import MongoClient
 from webhook_receiver import Receiver
 
@@ -44,19 +42,13 @@ class Gateway:
     def __init__(self, uri: str, log: Path) -> None:
         self.port = free_port()
         self.log = log
-        env = {name: value for name, value in os.environ.items() if not name.startswith("FAVGATE_")}
-        env |= {
+        env = {
             "MONGODB_URI": uri,
             "FAVGATE_WEBHOOK_ALLOW_PRIVATE": "true",
             "FAVGATE_WEBHOOK_BACKOFF_SECONDS": "0.2",
             "FAVGATE_RATE_LIMIT": "100000",
-            "PYTHONUNBUFFERED": "1",
         }
-        command = [sys.executable, "-m", "favgate.cli", "serve", "--port", str(self.port)]
-        with log.open("ab") as output:
-            self.proc = subprocess.Popen(
-                command, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output
-            )
+        self.proc = spawn_serve(self.port, env, log, mode="ab")
 
     @property
     def url(self) -> str:

@@ -17,7 +17,6 @@ from favgate.storage import driver
 from favgate.storage.caching import (
     CachingChats,
     CachingDirectory,
-    CachingFavorites,
     CachingMessages,
 )
 from favgate.storage.changes import FavoriteChange, FavoriteChanges, ResumeToken, Subscriber
@@ -83,7 +82,7 @@ class Storage:
         self.directory: Directory = CachingDirectory(database, cache_ttl)
         self.messages: Messages = CachingMessages(database)
         self.chats = CachingChats(database, cache_ttl)
-        self.favorites: Favorites = CachingFavorites(database, self.chats)
+        self.favorites = Favorites(database, chat_favorited=self.chats.favorited)
         self.changes = FavoriteChanges(database)
         self.rate_limits = RateLimitWindows(database)
         self.documents = Documents(database)

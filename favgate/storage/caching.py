@@ -15,8 +15,9 @@ itself, so:
 - A JID's sighting (``storage.chats``) is kept without expiry once messages name its chat
   (they are never moved either); one known from favorites alone, or not at all, is kept
   ``ttl`` seconds, for messages the engine may write later. A chat favorite written
-  through this ``Storage`` marks its JID as favorited at once, so that the next request
-  for another spelling of the chat finds it without waiting for the TTL.
+  through this ``Storage`` marks its JID as favorited at once (``Favorites`` tells
+  ``CachingChats.favorited``), so that the next request for another spelling of the chat
+  finds it without waiting for the TTL.
 
 Writes made through this ``Storage`` clear what they could have made stale once they are
 done (``WatchedDatabase``: the writes themselves, not an override per write method), so a
@@ -28,17 +29,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 from favgate.cache import MISS, Lookup, LruCache
 from favgate.config import MAX_CACHE_TTL
 from favgate.storage.chats import Chats, Sighting
 from favgate.storage.directory import Directory
-from favgate.storage.favorites import Favorites
 from favgate.storage.indexes import ACCOUNTS, INSTANCES, MESSAGES
 from favgate.storage.messages import Messages
-from favgate.storage.records import Caller, Favorite, FavoriteTarget, FavoriteType, Instance
+from favgate.storage.records import Caller, Instance
 
 # Bounds on memory: a flood of random tokens evicts old entries instead of growing.
 MAX_CALLERS = 10_000
@@ -186,37 +185,3 @@ class CachingChats(Chats):
     def _keep(self, instance: str, jid: str, sighting: Sighting) -> None:
         cache = self._lasting if sighting.from_messages else self._recent
         cache.put((instance, jid), sighting)
-
-
-class CachingFavorites(Favorites):
-    """Favorites whose chat writes are told to the ``CachingChats`` of the same Storage."""
-
-    def __init__(self, database: Any, chats: CachingChats) -> None:
-        super().__init__(database)
-        self._chats = chats
-
-    async def set(
-        self,
-        instance: str,
-        target: FavoriteTarget,
-        favorite: bool,
-        now: datetime,
-        *,
-        returning: bool = False,
-    ) -> Favorite | None:
-        record = await super().set(instance, target, favorite, now, returning=returning)
-        self._note(instance, [(target, favorite)])
-        return record
-
-    async def set_many(
-        self, instance: str, states: Iterable[tuple[FavoriteTarget, bool]], now: datetime
-    ) -> None:
-        states = list(states)
-        await super().set_many(instance, states, now)
-        self._note(instance, states)
-
-    def _note(self, instance: str, states: Iterable[tuple[FavoriteTarget, bool]]) -> None:
-        # Switching on creates the record if there was none; switching off never does.
-        for target, favorite in states:
-            if favorite and target.type is FavoriteType.CHAT:
-                self._chats.favorited(instance, target.chat_jid)

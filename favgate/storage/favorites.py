@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -30,9 +30,15 @@ _NEWEST_FIRST = [("favorited_at", DESCENDING), ("_id", DESCENDING)]
 DUPLICATE_KEY = 11000
 
 
+# Told (instance, chat JID) each time a chat favorite is switched on, so creating its
+# record if there was none: what the identities' cache needs to know (storage.caching).
+ChatFavorited = Callable[[str, str], None]
+
+
 class Favorites:
-    def __init__(self, database: Any) -> None:
+    def __init__(self, database: Any, chat_favorited: ChatFavorited | None = None) -> None:
         self._favorites = database[FAVORITES]
+        self._chat_favorited = chat_favorited
 
     async def set(
         self,
@@ -56,6 +62,13 @@ class Favorites:
         query beside the ``_id`` it found, in an ``$and`` no index serves), where an
         update is an index lookup.
         """
+        record = await self._set(instance, target, favorite, now, returning)
+        self._switched(instance, [(target, favorite)])
+        return record
+
+    async def _set(
+        self, instance: str, target: FavoriteTarget, favorite: bool, now: datetime, returning: bool
+    ) -> Favorite | None:
         query, update, upsert = _switch(instance, target, favorite, now)
         if not returning:
             # A duplicate key means the record exists and is already a favorite.
@@ -83,6 +96,7 @@ class Favorites:
         The server may apply the writes in any order: a target given twice ends in either
         state (the resolvers give each target once).
         """
+        states = list(states)
         operations = [
             UpdateOne(*_switch(instance, target, favorite, now)) for target, favorite in states
         ]
@@ -97,6 +111,15 @@ class Favorites:
                 error["code"] != DUPLICATE_KEY for error in details["writeErrors"]
             ):
                 raise
+        self._switched(instance, states)
+
+    def _switched(self, instance: str, states: Iterable[tuple[FavoriteTarget, bool]]) -> None:
+        """Tell ``chat_favorited`` of the chats switched on (switching off creates nothing)."""
+        if self._chat_favorited is None:
+            return
+        for target, favorite in states:
+            if favorite and target.type is FavoriteType.CHAT:
+                self._chat_favorited(instance, target.chat_jid)
 
     async def get_many(
         self, instance: str, targets: Iterable[FavoriteTarget]
