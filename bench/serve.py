@@ -118,6 +118,9 @@ class FreeLimiter:
     def __init__(self, policy: Any) -> None:
         self.policy = policy
 
+    def spent(self, key: str) -> Any:
+        return None
+
     async def acquire(self, key: str, cost: int = 1) -> Any:
         from favgate.ratelimit.limiter import Decision
 
