@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from helpers import CHAT_JID, MESSAGE_ID, Tenants, serving
+from helpers import CHAT_JID, MESSAGE_ID, CommandLog, Tenants, serving
 from webhook_receiver import TIMEOUT, Receiver
 
 from favgate.config import Settings
 from favgate.metrics import REGISTRY
 from favgate.storage import Storage
+from favgate.storage.changes import ENDPOINTS_POLL_SECONDS
 
 pytestmark = pytest.mark.both_drivers
 
@@ -260,6 +262,68 @@ async def test_endpoints_are_managed_within_the_tenant(
     await favorite(client, tenants.main_token)
     await asyncio.sleep(QUIET)
     assert receiver.snapshot() == [], "a removed endpoint is sent nothing"
+
+
+async def test_each_endpoint_is_sent_the_favorites_written_while_it_exists(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    """The relay's stream is filtered to the instances that have endpoints: an endpoint
+    added or removed while it runs changes the filter exactly where, among the favorites,
+    it was written."""
+
+    async def write(number: str) -> None:
+        await favorite(client, tenants.main_token, number=number)
+
+    with Receiver() as first, Receiver() as second:
+        await write("5511900000001")  # no endpoint yet: sent to nobody
+        first_id, first_secret = await add_webhook(client, tenants.acme_token, first.url)
+        await write("5511900000002")
+        # Sent before the endpoint goes: what is pending when it does is dropped with it.
+        await first.wait_for_count(1)
+        await graphql(client, tenants.acme_token, REMOVE, id=first_id)
+        await write("5511900000003")  # no endpoint again
+        _, second_secret = await add_webhook(client, tenants.acme_token, second.url)
+        await write("5511900000004")
+        await second.wait_for_count(1)
+        await asyncio.sleep(QUIET)
+        sent = {
+            name: [r.verified(secret)["data"]["favorite"]["chatJid"] for r in receiver.snapshot()]
+            for name, receiver, secret in (
+                ("first", first, first_secret),
+                ("second", second, second_secret),
+            )
+        }
+    assert sent == {
+        "first": ["5511900000002@s.whatsapp.net"],
+        "second": ["5511900000004@s.whatsapp.net"],
+    }
+
+
+async def test_favorites_of_instances_without_endpoints_cost_the_relay_nothing(
+    client: httpx.AsyncClient, tenants: Tenants, receiver: Receiver, commands: CommandLog
+) -> None:
+    """With an endpoint on main only, favorites of rival reach the relay not at all: no
+    batch of changes (the server filters them out), no lookup of endpoints."""
+    await add_webhook(client, tenants.acme_token, receiver.url)
+    await favorite(client, tenants.main_token)
+    await receiver.wait_for_count(1)
+    commands.clear()
+    started = time.monotonic()
+    for i in range(20):
+        response = await client.post(
+            "/api/chat/favorite/rival",
+            json={"number": f"55119000000{i:02d}", "favorite": True},
+            headers={"token": tenants.rival_token},
+        )
+        assert response.status_code == 200, response.text
+    await asyncio.sleep(QUIET)
+    seen, elapsed = commands.commands, time.monotonic() - started
+    assert seen.count(("update", "favorites")) == 20
+    assert ("find", "webhooks") not in seen
+    # The stream's empty batches only: one per ENDPOINTS_POLL_SECONDS at most.
+    batches = sum(name == "getMore" for name, _ in seen)
+    assert batches <= (len(seen) and 1 + elapsed / ENDPOINTS_POLL_SECONDS), seen
+    assert len(receiver.snapshot()) == 1
 
 
 async def wait_for_metric(name: str, condition: Any) -> None:

@@ -19,7 +19,13 @@ from favgate.storage.caching import (
     CachingDirectory,
     CachingMessages,
 )
-from favgate.storage.changes import FavoriteChange, FavoriteChanges, ResumeToken, Subscriber
+from favgate.storage.changes import (
+    EndpointChange,
+    FavoriteChange,
+    FavoriteChanges,
+    ResumeToken,
+    Subscriber,
+)
 from favgate.storage.chats import Sighting
 from favgate.storage.directory import Directory
 from favgate.storage.documents import Documents
@@ -47,6 +53,7 @@ __all__ = [
     "Charge",
     "Delivery",
     "Documents",
+    "EndpointChange",
     "Favorite",
     "FavoriteChange",
     "FavoriteFilter",

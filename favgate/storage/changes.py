@@ -27,6 +27,12 @@ token), so no change is lost across the gap, and gives up with ``ServiceUnavaila
 once the database has stayed out of reach for ``RESUME_ATTEMPTS`` tries. A server
 without change streams (a standalone mongod) refuses at once:
 ``ChangeStreamsUnavailable``.
+
+The webhook relay follows a stream of its own (``FavoriteChanges.watch_endpoints``): the
+database's, filtered by the server to the favorites of the instances that have endpoints,
+with every change of the endpoints themselves in its place in the order of writes
+(``EndpointChange``), so that the relay knows when to ask for a new filter. A
+favorite of an instance without endpoints costs the relay nothing: no batch, no lookup.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import contextlib
 import inspect
 import logging
 import weakref
-from collections.abc import AsyncGenerator, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -44,7 +50,7 @@ from pymongo.errors import ConnectionFailure, CursorNotFound, OperationFailure, 
 
 from favgate.errors import ChangeStreamsUnavailable, ServiceUnavailable
 from favgate.storage.driver import deadline_ms
-from favgate.storage.indexes import FAVORITES
+from favgate.storage.indexes import FAVORITES, WEBHOOKS
 from favgate.storage.records import Favorite, FavoriteType
 
 logger = logging.getLogger(__name__)
@@ -67,10 +73,16 @@ MAX_AWAIT_TIME_MS = 500
 # Changes a subscriber may leave unread before it is dropped: a client that stops reading
 # must not make the gateway hold every change for it.
 MAX_PENDING = 1000
+# The least time between two batches of the webhook relay's stream, when the first came
+# back empty. A server may end a filtered stream's wait as soon as anything is written,
+# with nothing for the filter in its batch (SecantusDB does): the relay would then ask
+# once per favorite written anywhere. Its deliveries can wait this long.
+ENDPOINTS_POLL_SECONDS = 0.25
 # Subscribers handed a change before the loop runs what is waiting (module docstring).
 DELIVERY_BATCH = 50
 # Records are never deleted; a change without its document is of no interest.
-_PIPELINE: Final = ({"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}},)
+_WRITES: Final = {"$in": ["insert", "update", "replace"]}
+_PIPELINE: Final = ({"$match": {"operationType": _WRITES}},)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +93,25 @@ class FavoriteChange:
     resume_token: ResumeToken
 
 
+@dataclass(frozen=True, slots=True)
+class EndpointChange:
+    """A webhook endpoint written (``instance``: its instance) or removed (``instance``
+    None), in ``watch_endpoints``'s stream: the instances that have endpoints may no
+    longer be those the stream is filtered on."""
+
+    endpoint: str
+    instance: str | None
+    resume_token: ResumeToken
+
+
+Change = FavoriteChange | EndpointChange
+
+
 class FavoriteChanges:
     """The changes of favorites, for the subscribers of one gateway process."""
 
     def __init__(self, database: Any) -> None:
+        self._database = database
         self._favorites = database[FAVORITES]
         # Weak: a subscriber dropped before it was ever read cannot linger here.
         self._subscribers: weakref.WeakSet[Subscriber] = weakref.WeakSet()
@@ -97,7 +124,27 @@ class FavoriteChanges:
         Opening now makes the errors of the first attempt the caller's, before it waits
         for any change: ``ChangeStreamsUnavailable``, or the driver's own.
         """
-        feed = ChangeFeed(self._favorites, list(_PIPELINE), resume_after)
+        feed = ChangeFeed(self._favorites, self._database, list(_PIPELINE), resume_after)
+        await feed.open()
+        return feed
+
+    async def watch_endpoints(
+        self, instances: Collection[str], resume_after: ResumeToken | None = None
+    ) -> ChangeFeed:
+        """The changes of ``instances``' favorites and of every webhook endpoint, opened
+        now, from ``resume_after`` (see the module docstring). The filter is the server's:
+        when the endpoints change (``EndpointChange``), the caller opens a new feed from
+        that change's token with the instances that have endpoints then, and misses
+        nothing in between."""
+        favorites = {
+            "ns.coll": FAVORITES,
+            "operationType": _WRITES,
+            "fullDocument.instance": {"$in": sorted(instances)},
+        }
+        pipeline = [{"$match": {"$or": [{"ns.coll": WEBHOOKS}, favorites]}}]
+        feed = ChangeFeed(
+            self._database, self._database, pipeline, resume_after, ENDPOINTS_POLL_SECONDS
+        )
         await feed.open()
         return feed
 
@@ -139,7 +186,8 @@ class FavoriteChanges:
             # is not awaiting, and only closing it closes its stream.
             async with contextlib.aclosing(feed.changes()) as changes:
                 async for change in changes:
-                    await self._offer(change.favorite)
+                    if isinstance(change, FavoriteChange):  # the only kind this feed has
+                        await self._offer(change.favorite)
         except Exception as exc:  # the stream is lost: so are its subscriptions
             error = exc
         finally:
@@ -201,12 +249,20 @@ class Subscriber:
 
 
 class ChangeFeed:
-    """One change stream, reopened where it stood whenever it drops."""
+    """One change stream (of a collection or a database), reopened where it stood
+    whenever it drops."""
 
     def __init__(
-        self, collection: Any, pipeline: list[dict[str, Any]], resume_after: ResumeToken | None
+        self,
+        source: Any,
+        database: Any,
+        pipeline: list[dict[str, Any]],
+        resume_after: ResumeToken | None,
+        poll_every: float = 0.0,
     ) -> None:
-        self._collection = collection
+        self._source = source
+        self._database = database
+        self._poll = poll_every
         self._pipeline = pipeline
         # Where the stream would go on from: past the last change delivered, or further,
         # at the last point the server reported having read up to.
@@ -216,7 +272,9 @@ class ChangeFeed:
 
     async def open(self) -> None:
         try:
-            self._stream = await _open_stream(self._collection, self._pipeline, self.resume_token)
+            self._stream = await _open_stream(
+                self._source, self._database, self._pipeline, self.resume_token
+            )
         except OperationFailure as exc:
             if exc.code == CHANGE_STREAMS_UNSUPPORTED:
                 raise ChangeStreamsUnavailable() from exc
@@ -232,7 +290,7 @@ class ChangeFeed:
         stream_token = None if self._stream is None else self._stream.resume_token
         return stream_token or self.resume_token
 
-    async def changes(self) -> AsyncGenerator[FavoriteChange, None]:
+    async def changes(self) -> AsyncGenerator[Change, None]:
         """Every change, in order, until the feed is closed or the database stays away."""
         failures = 0
         try:
@@ -241,9 +299,11 @@ class ChangeFeed:
                     if self._stream is None:
                         await self.open()
                         failures = 0
-                    while (change := await _next_change(self._stream)) is not None:
+                    while (change := await _next_change(self._stream, self._poll)) is not None:
                         self.resume_token = change["_id"]
-                        if (document := change.get("fullDocument")) is not None:
+                        if change["ns"].get("coll") == WEBHOOKS:
+                            yield _endpoint_change(change)
+                        elif (document := change.get("fullDocument")) is not None:
                             yield FavoriteChange(Favorite.from_document(document), change["_id"])
                     if self._closed:
                         return
@@ -279,13 +339,23 @@ class ChangeFeed:
             await stream.close()
 
 
-async def _next_change(stream: Any) -> Mapping[str, Any] | None:
+def _endpoint_change(change: Mapping[str, Any]) -> EndpointChange:
+    document = change.get("fullDocument")  # None once removed
+    instance = None if document is None else document["instance"]
+    return EndpointChange(change["documentKey"]["_id"], instance, change["_id"])
+
+
+async def _next_change(stream: Any, poll_every: float) -> Mapping[str, Any] | None:
     """The stream's next change, or None once it is closed; each batch under a deadline of
-    its own (see the module's docstring)."""
+    its own (see the module's docstring), and asked for ``poll_every`` seconds at the
+    soonest after the previous one came back empty."""
+    loop = asyncio.get_running_loop()
     while stream.alive:
+        asked = loop.time()
         change: Mapping[str, Any] | None = await _uncancelled(stream.try_next())
         if change is not None:
             return change
+        await asyncio.sleep(asked + poll_every - loop.time())  # at once when past it
     return None
 
 
@@ -304,25 +374,28 @@ async def _uncancelled(call: Coroutine[Any, Any, _T]) -> _T:
         raise
 
 
-async def _open_stream(collection: Any, pipeline: list[dict[str, Any]], token: Any) -> Any:
-    """The driver's change stream, its first ``aggregate`` already run.
+async def _open_stream(
+    source: Any, database: Any, pipeline: list[dict[str, Any]], token: Any
+) -> Any:
+    """The driver's change stream of ``source`` (a collection of ``database``, or
+    ``database`` itself), its first ``aggregate`` already run.
 
     PyMongo's ``watch()`` is a coroutine that runs it; motor's returns a stream that runs
     it lazily, on entering it (``async with``) or on the first change.
     """
-    stream = collection.watch(
+    stream = source.watch(
         pipeline,
         full_document="updateLookup",
         resume_after=token,
-        max_await_time_ms=_max_await_ms(collection),
+        max_await_time_ms=_max_await_ms(database),
     )
     if inspect.isawaitable(stream):
         return await stream
     return await stream.__aenter__()
 
 
-def _max_await_ms(collection: Any) -> int:
-    deadline = deadline_ms(collection.database)
+def _max_await_ms(database: Any) -> int:
+    deadline = deadline_ms(database)
     return MAX_AWAIT_TIME_MS if deadline is None else max(1, min(MAX_AWAIT_TIME_MS, deadline // 2))
 
 

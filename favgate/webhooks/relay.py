@@ -10,6 +10,15 @@ between the two reads the change again on resumption and enqueues nothing new
 (deliveries are keyed by the event).
 Nothing is lost and nothing is enqueued twice, whatever dies when.
 
+The stream is filtered by the database to the favorites of the instances that have
+endpoints (``FavoriteChanges.watch_endpoints``), which the relay reads on taking the
+lease: favorites of other instances cost it nothing, however many are written. Endpoints
+added or removed come through the same stream, in their place among the favorites: the
+relay applies each to what it knows and reopens the stream right after it, filtered
+anew. So a live endpoint is sent exactly the favorites written while it exists (those
+still pending when it is removed are dropped with it). After a stop, the endpoints read
+on resuming are today's: one added during the stop is sent the changes it missed too.
+
 The very first relay, with no token stored, stores where the stream stood on opening,
 before the gateway serves its first request (``Relay.start``).
 """
@@ -26,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pymongo.errors import OperationFailure, PyMongoError
 
 from favgate.errors import ChangeStreamsUnavailable, FavgateError
-from favgate.storage import FavoriteChange, ResumeToken, Storage
+from favgate.storage import EndpointChange, FavoriteChange, ResumeToken, Storage
 from favgate.storage.changes import ChangeFeed
 from favgate.webhooks import payload
 
@@ -51,6 +60,8 @@ class Relay:
         self._owner = owner
         self._enqueued = enqueued  # wakes this process's delivery workers
         self._halted = False
+        # The endpoints' ids by instance, as the open stream was filtered on.
+        self._endpoints: dict[str, list[str]] = {}
 
     async def start(self) -> ChangeFeed | None:
         """Take the lease if it is free and open the stream: the feed, or None if another
@@ -94,13 +105,15 @@ class Relay:
             await self._outbox.release_relay(self._owner, _now())
 
     async def _open(self, token: ResumeToken | None) -> ChangeFeed:
+        self._endpoints = await self._endpoints_by_instance()
+        watch = self._storage.changes.watch_endpoints
         try:
-            feed = await self._storage.changes.watch(token)
+            feed = await watch(self._endpoints, token)
         except OperationFailure as exc:
             if exc.code not in _HISTORY_LOST:
                 raise
             logger.error("webhook relay resumes from now: the changes since its stop are lost")
-            feed, token = await self._storage.changes.watch(None), None
+            feed, token = await watch(self._endpoints, None), None
         if token is None and (position := feed.position) is not None:
             await self._save(position)
         return feed
@@ -118,15 +131,34 @@ class Relay:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
-    async def _relay(self, feed: ChangeFeed) -> None:
+    async def _relay(self, first: ChangeFeed) -> None:
+        """Relay ``first``, then each feed reopened when the endpoints change."""
+        feed = first
+        try:
+            while (token := await self._relay_feed(feed)) is not None:
+                await feed.close()
+                feed = await self._storage.changes.watch_endpoints(self._endpoints, token)
+        finally:  # the first is the caller's to close
+            if feed is not first:
+                await feed.close()
+
+    async def _relay_feed(self, feed: ChangeFeed) -> ResumeToken | None:
+        """Enqueue the feed's changes until the endpoints change: where to go on from
+        then, with a new filter (None: the feed has ended)."""
         saved_at = time.monotonic()
-        async for change in feed.changes():
-            enqueued = await self._enqueue(change)
-            # Re-reading changes costs nothing but time (enqueuing is idempotent), so a
-            # change no endpoint wanted moves the stored token at most once a second.
-            if enqueued or time.monotonic() - saved_at >= SAVE_EVERY_SECONDS:
-                await self._save(change.resume_token)
-                saved_at = time.monotonic()
+        async with contextlib.aclosing(feed.changes()) as changes:
+            async for change in changes:
+                if isinstance(change, EndpointChange):
+                    self._apply(change)
+                    await self._save(change.resume_token)
+                    return change.resume_token
+                enqueued = await self._enqueue(change)
+                # Re-reading changes costs nothing but time (enqueuing is idempotent), so
+                # a change no endpoint wanted moves the stored token at most once a second.
+                if enqueued or time.monotonic() - saved_at >= SAVE_EVERY_SECONDS:
+                    await self._save(change.resume_token)
+                    saved_at = time.monotonic()
+        return None
 
     async def _renew(self) -> None:
         while True:
@@ -139,11 +171,25 @@ class Relay:
         if not await self._outbox.save_position(self._owner, token):
             raise LeaseLost()
 
+    def _apply(self, change: EndpointChange) -> None:
+        for endpoints in self._endpoints.values():
+            if change.endpoint in endpoints:
+                endpoints.remove(change.endpoint)
+        if change.instance is not None:
+            self._endpoints.setdefault(change.instance, []).append(change.endpoint)
+        self._endpoints = {instance: ids for instance, ids in self._endpoints.items() if ids}
+
+    async def _endpoints_by_instance(self) -> dict[str, list[str]]:
+        by_instance: dict[str, list[str]] = {}
+        for webhook in await self._storage.webhooks.of_instances():
+            by_instance.setdefault(webhook.instance, []).append(webhook.id)
+        return by_instance
+
     async def _enqueue(self, change: FavoriteChange) -> bool:
         """Enqueue the change for its instance's endpoints; False if it has none."""
         favorite = change.favorite
-        webhooks = await self._storage.webhooks.of_instances([favorite.instance])
-        if not webhooks:
+        endpoints = self._endpoints.get(favorite.instance)
+        if not endpoints:
             return False
         message = None
         if (message_id := favorite.target.message_id) is not None:
@@ -151,7 +197,7 @@ class Relay:
             message = found.get(message_id)
         body = payload.body(favorite, message)
         event = payload.event_id(change.resume_token)
-        await self._outbox.enqueue(event, [webhook.id for webhook in webhooks], body, _now())
+        await self._outbox.enqueue(event, endpoints, body, _now())
         self._enqueued()
         return True
 
