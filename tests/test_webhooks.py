@@ -21,6 +21,7 @@ from favgate.config import Settings
 from favgate.metrics import REGISTRY
 from favgate.storage import Storage
 from favgate.storage.changes import ENDPOINTS_POLL_SECONDS
+from favgate.webhooks.worker import GAUGES_SECONDS, POLL_SECONDS
 
 pytestmark = pytest.mark.both_drivers
 
@@ -324,6 +325,24 @@ async def test_favorites_of_instances_without_endpoints_cost_the_relay_nothing(
     batches = sum(name == "getMore" for name, _ in seen)
     assert batches <= (len(seen) and 1 + elapsed / ENDPOINTS_POLL_SECONDS), seen
     assert len(receiver.snapshot()) == 1
+
+
+@pytest.mark.slow
+async def test_an_idle_worker_asks_the_database_little(
+    settings: Settings, tenants: Tenants, commands: CommandLog
+) -> None:
+    """Its senders poll one for all, the gauges every few seconds, the relay's stream a
+    batch per quiet wait: about four commands a second at the default poll."""
+    async with serving(settings.replace(webhook_backoff_seconds=5.0)):
+        await asyncio.sleep(1)  # started: the relay has its lease and its stream
+        commands.clear()
+        await asyncio.sleep(3)
+        seen = commands.commands
+    claims = seen.count(("findAndModify", "webhook_deliveries"))
+    batches = sum(name == "getMore" for name, _ in seen)
+    assert claims <= 3 / POLL_SECONDS + 1, seen
+    assert batches <= 3 / ENDPOINTS_POLL_SECONDS + 1, seen
+    assert seen.count(("aggregate", "webhook_deliveries")) <= 3 / GAUGES_SECONDS + 1, seen
 
 
 async def wait_for_metric(name: str, condition: Any) -> None:

@@ -76,8 +76,9 @@ MAX_PENDING = 1000
 # The least time between two batches of the webhook relay's stream, when the first came
 # back empty. A server may end a filtered stream's wait as soon as anything is written,
 # with nothing for the filter in its batch (SecantusDB does): the relay would then ask
-# once per favorite written anywhere. Its deliveries can wait this long.
-ENDPOINTS_POLL_SECONDS = 0.25
+# once per favorite written anywhere. Its deliveries can wait this long: as long as a
+# quiet stream's batch takes anyway.
+ENDPOINTS_POLL_SECONDS = MAX_AWAIT_TIME_MS / 1000
 # Subscribers handed a change before the loop runs what is waiting (module docstring).
 DELIVERY_BATCH = 50
 # Records are never deleted; a change without its document is of no interest.

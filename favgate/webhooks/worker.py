@@ -4,8 +4,10 @@ Started by the app's lifespan before the gateway serves and stopped on shutdown.
 ``SENDERS`` loops each claim the pending delivery due soonest (one atomic
 ``find_one_and_update``, so each is attempted by one process at a time), send it, and
 record the outcome: delivered; or to be retried after an exponential backoff with jitter;
-or failed, once ``FAVGATE_WEBHOOK_RETRY_HOURS`` have passed since the change. An idle
-sender looks again every ``POLL_SECONDS`` (sooner when this process's relay enqueues).
+or failed, once ``FAVGATE_WEBHOOK_RETRY_HOURS`` have passed since the change. Idle
+senders look again every ``POLL_SECONDS`` (sooner when this process's relay enqueues),
+one for all: once one has found nothing due, the others wait for the next poll without
+asking, so an idle gateway asks once a poll, not once a sender.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import random
 import secrets
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -33,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 SENDERS = 4
 POLL_SECONDS = 1.0
-GAUGES_SECONDS = 1.0
+# The backlog's gauges: a count and a lookup, fresh enough for any scrape interval.
+GAUGES_SECONDS = 5.0
 # An attempt's lease: longer than its timeout, so that it ends before another may begin.
 ATTEMPT_LEASE = timedelta(seconds=sender.TIMEOUT_SECONDS + 5)
 MAX_BACKOFF_SECONDS = 3600.0
@@ -62,7 +66,10 @@ class WebhookWorker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._database_down = False
-        self._relay = Relay(storage, self._owner, self._wake.set)
+        # When a sender last found nothing due (monotonic), unless something was enqueued
+        # since: the other senders need not ask again before the next poll.
+        self._found_nothing_at: float | None = None
+        self._relay = Relay(storage, self._owner, self._enqueued)
         self._client: httpx.AsyncClient | None = None
         self._relaying: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -109,14 +116,27 @@ class WebhookWorker:
             if task.done() and not task.cancelled():
                 task.exception()  # retrieved: the loops log their own errors
 
+    def _enqueued(self) -> None:
+        """This process's relay enqueued deliveries: every sender asks at once."""
+        self._found_nothing_at = None
+        self._wake.set()
+
+    def _polled_recently(self) -> bool:
+        found_nothing_at = self._found_nothing_at
+        return found_nothing_at is not None and time.monotonic() - found_nothing_at < self._poll
+
     async def _send_loop(self) -> None:
         while not self._stopping.is_set():
+            if self._polled_recently():
+                await self._idle()
+                continue
             try:
                 delivery = await self._outbox.claim(self._owner, _now(), ATTEMPT_LEASE)
                 self._database_down = False
                 if delivery is not None:
                     await self._attempt(delivery)
                     continue
+                self._found_nothing_at = time.monotonic()
             except PyMongoError as exc:
                 if not self._database_down:  # once per outage, not once per sender and poll
                     logger.warning("webhook deliveries paused, the database failed: %s", exc)
