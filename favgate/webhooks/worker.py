@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 SENDERS = 4
 POLL_SECONDS = 1.0
-# The backlog's gauges: a count and a lookup, fresh enough for any scrape interval.
+# The backlog's gauges (a count and a lookup) are refreshed this often, or as often as
+# the first retry's delay when shorter: fresh enough for any scrape interval.
 GAUGES_SECONDS = 5.0
 # An attempt's lease: longer than its timeout, so that it ends before another may begin.
 ATTEMPT_LEASE = timedelta(seconds=sender.TIMEOUT_SECONDS + 5)
@@ -61,6 +62,7 @@ class WebhookWorker:
         self._retry_window = timedelta(hours=settings.webhook_retry_hours)
         self._base_seconds = settings.webhook_backoff_seconds
         self._poll = min(POLL_SECONDS, settings.webhook_backoff_seconds)
+        self._gauges_every = min(GAUGES_SECONDS, settings.webhook_backoff_seconds)
         self._grace = settings.database_timeout_ms / 1000 + STOP_GRACE_SECONDS
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._wake = asyncio.Event()
@@ -69,6 +71,7 @@ class WebhookWorker:
         # When a sender last found nothing due (monotonic), unless something was enqueued
         # since: the other senders need not ask again before the next poll.
         self._found_nothing_at: float | None = None
+        self._claiming = asyncio.Lock()
         self._relay = Relay(storage, self._owner, self._enqueued)
         self._client: httpx.AsyncClient | None = None
         self._relaying: asyncio.Task[None] | None = None
@@ -127,16 +130,12 @@ class WebhookWorker:
 
     async def _send_loop(self) -> None:
         while not self._stopping.is_set():
-            if self._polled_recently():
-                await self._idle()
-                continue
             try:
-                delivery = await self._outbox.claim(self._owner, _now(), ATTEMPT_LEASE)
+                delivery = await self._next_delivery()
                 self._database_down = False
                 if delivery is not None:
                     await self._attempt(delivery)
                     continue
-                self._found_nothing_at = time.monotonic()
             except PyMongoError as exc:
                 if not self._database_down:  # once per outage, not once per sender and poll
                     logger.warning("webhook deliveries paused, the database failed: %s", exc)
@@ -144,6 +143,16 @@ class WebhookWorker:
             except Exception:  # a bug must not stop deliveries for good
                 logger.exception("webhook delivery failed")
             await self._idle()
+
+    async def _next_delivery(self) -> Delivery | None:
+        """The delivery due soonest, claimed; None when none is due. Claims are made one
+        at a time, so that one sender finds out for all that none is due."""
+        async with self._claiming:
+            if self._polled_recently():
+                return None
+            delivery = await self._outbox.claim(self._owner, _now(), ATTEMPT_LEASE)
+            self._found_nothing_at = time.monotonic() if delivery is None else None
+            return delivery
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -181,7 +190,7 @@ class WebhookWorker:
                 age = 0.0 if oldest is None else (_now() - oldest).total_seconds()
                 WEBHOOKS_OLDEST_PENDING.set(max(age, 0.0))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), GAUGES_SECONDS)
+                await asyncio.wait_for(self._stopping.wait(), self._gauges_every)
 
 
 def _now() -> datetime:
