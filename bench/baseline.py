@@ -3,7 +3,10 @@
 No auth, no rate limit, no GraphQL, no validation beyond what the operation needs, no cache:
 parse the JSON body, run the same queries on the same collections with the same driver,
 client options and write concern, answer JSON. What favgate costs above this is what the
-gateway adds.
+gateway adds. The client is made as favgate makes its own (``favgate.storage.driver``),
+with the deadline on every operation of favgate's default settings: a raw app that lets a
+stalled database hold its requests for ever is not the one to compare with, and the
+driver's deadline costs timers on every operation, the same in both.
 
 - ``POST /chat/{instance}``: the chat's identity lookup (favgate.resolvers.identities: one
   ``aggregate``, through favgate's storage, so that it is the same command), then one
@@ -22,25 +25,18 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import AsyncMongoClient, WriteConcern
+from pymongo import WriteConcern
 from pymongo.errors import DuplicateKeyError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from favgate.config import Settings
 from favgate.storage.chats import Chats
+from favgate.storage.driver import close, connect
 
 NEWEST_FIRST = [("favorited_at", -1), ("_id", -1)]
-
-
-def connect(uri: str, driver: str) -> Any:
-    options: dict[str, Any] = {"tz_aware": True, "appname": "baseline"}
-    if driver == "motor":
-        from motor.motor_asyncio import AsyncIOMotorClient
-
-        return AsyncIOMotorClient(uri, **options)
-    return AsyncMongoClient(uri, **options)
 
 
 async def chat(request: Request) -> Response:
@@ -124,19 +120,18 @@ async def healthz(request: Request) -> Response:
 
 
 def create_app() -> Starlette:
-    uri, driver = os.environ["MONGODB_URI"], os.environ.get("FAVGATE_MONGO_DRIVER", "motor")
+    uri = os.environ["MONGODB_URI"]
+    driver = "pymongo" if os.environ.get("FAVGATE_MONGO_DRIVER") == "pymongo" else "motor"
     database_name = os.environ.get("BENCH_DATABASE", "favgate")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        client = connect(uri, driver)
+        client = connect(uri, driver, Settings().database_timeout_ms)
         # The write concern favgate uses by default: journaled acknowledgements.
         concern = WriteConcern(w=1, j=True)
         database = client.get_database(database_name, write_concern=concern)
         yield {"database": database, "chats": Chats(database)}
-        closed = client.close()
-        if closed is not None:
-            await closed
+        await close(client)
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -139,14 +139,14 @@ class Slices:
     """The buckets of a window: integer milliseconds, so that BSON holds them exactly."""
 
     window: timedelta
+    # Derived once: a check converts every bucket of the window it reads.
+    window_ms: int = field(init=False)
+    bucket_ms: int = field(init=False)
 
-    @property
-    def window_ms(self) -> int:
-        return self.window // timedelta(milliseconds=1)
-
-    @property
-    def bucket_ms(self) -> int:
-        return max(1, self.window_ms // BUCKETS_PER_WINDOW)
+    def __post_init__(self) -> None:
+        window_ms = self.window // timedelta(milliseconds=1)
+        object.__setattr__(self, "window_ms", window_ms)
+        object.__setattr__(self, "bucket_ms", max(1, window_ms // BUCKETS_PER_WINDOW))
 
     def index(self, moment: datetime) -> int:
         return _ms(moment) // self.bucket_ms
