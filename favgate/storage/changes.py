@@ -142,7 +142,10 @@ class FavoriteChanges:
             "operationType": _WRITES,
             "fullDocument.instance": {"$in": sorted(instances)},
         }
-        pipeline = [{"$match": {"$or": [{"ns.coll": WEBHOOKS}, favorites]}}]
+        # An endpoint's own changes only (a dropped collection leaves ids behind that the
+        # senders find gone, and drop their deliveries).
+        endpoints = {"ns.coll": WEBHOOKS, "operationType": {"$in": [*_WRITES["$in"], "delete"]}}
+        pipeline = [{"$match": {"$or": [endpoints, favorites]}}]
         feed = ChangeFeed(
             self._database, self._database, pipeline, resume_after, ENDPOINTS_POLL_SECONDS
         )
