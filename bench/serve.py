@@ -21,6 +21,8 @@ from typing import Any
 import uvicorn
 from pymongo import monitoring
 
+from favgate.wsprotocol import CoalescedWebSocketProtocol
+
 COUNTER_PATH = "/__bench__/commands"
 
 
@@ -141,7 +143,7 @@ def main(kind: str, port: int) -> None:
         access_log=False,
         log_level="warning",
         # The WebSocket as favgate serve runs it (favgate.cli): bench/fanout.py uses it.
-        ws="websockets-sansio",
+        ws=CoalescedWebSocketProtocol,
         ws_max_size=int(os.environ.get("FAVGATE_MAX_BODY_BYTES", 64 * 1024)),
         log_config=None if kind.startswith("favgate") else uvicorn.config.LOGGING_CONFIG,
     )
