@@ -217,8 +217,9 @@ async def test_a_change_to_many_subscribers_lets_the_loop_run_between_batches(
 
     consumers = [asyncio.ensure_future(consume(s)) for s in subscribers]
     target = CHANGES[0][0]
-    await storage.favorites.set("main", target, True, now())
+    # Ticking before the write: the change may come before the write's own answer.
     ticker = asyncio.ensure_future(tick())
+    await storage.favorites.set("main", target, True, now())
     try:
         async with asyncio.timeout(TIMEOUT):
             received = await asyncio.gather(*consumers)
