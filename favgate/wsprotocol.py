@@ -21,7 +21,21 @@ from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-__all__ = ["CoalescedWebSocketProtocol"]
+from favgate.config import Settings
+
+__all__ = ["CoalescedWebSocketProtocol", "websocket_options"]
+
+
+def websocket_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's WebSocket options, as ``favgate serve`` runs it (and the benchmark)."""
+    return {
+        # A message over the body cap is refused (1009) as its frame header is read,
+        # before its payload is buffered: the implementation of the `websockets` package
+        # checks the length against ws_max_size first (favgate.websocket).
+        "ws": CoalescedWebSocketProtocol,
+        "ws_max_size": settings.max_body_bytes,
+        "ws_per_message_deflate": settings.ws_per_message_deflate,
+    }
 
 
 class CoalescingTransport(asyncio.Transport):
