@@ -12,6 +12,15 @@ the rest of the turn that sent it.
 Everything else is uvicorn's ``websockets-sansio`` implementation, which ``favgate
 serve`` runs (``favgate.cli``): this module only hands it a transport that gathers
 writes (``connection_made`` is asyncio's documented hook for the transport).
+
+**Compression** (permessage-deflate) is used when the client offers it, as browsers and
+most libraries do, unless ``FAVGATE_WS_PER_MESSAGE_DEFLATE`` is false. It is on by
+default because a change's message (~250 bytes) mostly repeats the one before it and
+compresses to a few dozen bytes, which counts for mobile clients. Its costs, measured
+with ``bench/fanout.py``: ~40 KiB of memory per connection (its compressor and
+decompressor), and ~3 us of CPU per message sent, about a tenth of the gateway's time
+when one change reaches 2,000 subscriptions. A gateway serving clients on a fast network
+may switch it off.
 """
 
 from __future__ import annotations

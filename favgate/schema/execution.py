@@ -15,10 +15,12 @@ subscription that listens to it, and each used to execute its selection set over
 that carries a ``shared_event_key`` (``favgate.schema.subscriptions``: the stored change
 itself) is executed once per (operation, variables, executor class) and key; the other
 subscriptions of that document take the same ``ExecutionResult`` (the WebSocket then
-encodes its data once too: ``favgate.websocket``). The result of such an event depends on
-nothing else: a subscription document has one root field, which returns the payload, and
-what lies under it is read off the change (or loaded by ids it holds), never off the
-caller. ``tests/test_fanout.py`` checks the results equal the unshared path's.
+encodes its data once too: ``favgate.websocket``), without even the copy of their
+executor that graphql-core makes for each event (``SharedEvent``). The result of such
+an event depends on nothing else: a subscription document has one root field, which
+returns the payload, and what lies under it is read off the change (or loaded by ids it
+holds), never off the caller. ``tests/test_fanout.py`` checks the results equal the
+unshared path's.
 """
 
 from __future__ import annotations
