@@ -57,17 +57,19 @@ class Subscribers:
     def __init__(self, expected: int) -> None:
         self.expected = expected
         self.received = 0
-        self.last = 0.0
+        self.first = self.last = 0.0
         self.done = asyncio.Event()
 
     def start(self) -> None:
-        self.received, self.last = 0, 0.0
+        self.received, self.first, self.last = 0, 0.0, 0.0
         self.done.clear()
 
     def receive(self, text: str | bytes) -> None:
         if '"next"' in str(text):
             self.received += 1
             self.last = time.perf_counter()
+            if self.received == 1:
+                self.first = self.last
             if self.received >= self.expected:
                 self.done.set()
 
@@ -126,7 +128,7 @@ async def fan_out(
         rss_subscribed = measure.memory_mb(server.pid, "VmRSS")
         probe = start_probe(server.url, args)
         with profiling(server.pid, args) as profile:
-            fan_outs, writes = await timed_writes(http, tokens[0], subscribers, args.writes)
+            timings = await timed_writes(http, tokens[0], subscribers, args.writes, server.pid)
         slowest_health = finish_probe(probe)
         for task in readers:
             task.cancel()
@@ -134,11 +136,7 @@ async def fan_out(
         "subscriptions": total,
         "connections": args.connections,
         "writes": args.writes,
-        "fan_out_ms": fan_outs,
-        "fan_out_p50_ms": statistics.median(fan_outs),
-        "fan_out_max_ms": max(fan_outs),
-        "write_p50_ms": statistics.median(writes),
-        "write_max_ms": max(writes),
+        **timings.summary(),
         "healthz": slowest_health,
         "rss_connected_mb": rss_connected,
         "rss_subscribed_mb": rss_subscribed,
@@ -162,23 +160,56 @@ async def until_every_one_hears(
     raise RuntimeError(f"only {subscribers.received} of {subscribers.expected} subscribed")
 
 
+class Timings:
+    """Per write: the fan-out (answer to last ``next``), the first ``next`` (mostly the
+    change stream's own delay), the write itself, and the CPU the gateway and this client
+    spent from the write's start to the last ``next``."""
+
+    def __init__(self) -> None:
+        self.fan_out: list[float] = []
+        self.first: list[float] = []
+        self.write: list[float] = []
+        self.gateway_cpu: list[float] = []
+        self.client_cpu: list[float] = []
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "fan_out_ms": self.fan_out,
+            "fan_out_p50_ms": statistics.median(self.fan_out),
+            "fan_out_max_ms": max(self.fan_out),
+            "first_next_p50_ms": statistics.median(self.first),
+            "write_p50_ms": statistics.median(self.write),
+            "write_max_ms": max(self.write),
+            "gateway_cpu_p50_ms": statistics.median(self.gateway_cpu),
+            "client_cpu_p50_ms": statistics.median(self.client_cpu),
+        }
+
+
+def _ms(seconds: float) -> float:
+    return round(max(0.0, seconds) * 1000, 1)
+
+
 async def timed_writes(
-    http: httpx.AsyncClient, token: str, subscribers: Subscribers, count: int
-) -> tuple[list[float], list[float]]:
-    fan_outs, writes = [], []
+    http: httpx.AsyncClient, token: str, subscribers: Subscribers, count: int, pid: int
+) -> Timings:
+    timings = Timings()
     for n in range(count):
         await asyncio.sleep(0.2)
         subscribers.start()
+        gateway, client = measure.cpu_seconds(pid), time.process_time()
         started = time.perf_counter()
         answered = await write(http, token, n)
         try:
             await asyncio.wait_for(subscribers.done.wait(), DELIVERY_TIMEOUT)
-            last = subscribers.last
+            first, last = subscribers.first, subscribers.last
         except TimeoutError:
-            last = answered + DELIVERY_TIMEOUT
-        fan_outs.append(round(max(0.0, last - answered) * 1000, 1))
-        writes.append(round((answered - started) * 1000, 1))
-    return fan_outs, writes
+            first = last = answered + DELIVERY_TIMEOUT
+        timings.gateway_cpu.append(_ms(measure.cpu_seconds(pid) - gateway))
+        timings.client_cpu.append(_ms(time.process_time() - client))
+        timings.fan_out.append(_ms(last - answered))
+        timings.first.append(_ms(first - answered))
+        timings.write.append(_ms(answered - started))
+    return timings
 
 
 @contextlib.contextmanager

@@ -21,6 +21,9 @@ from typing import Any
 import uvicorn
 from pymongo import monitoring
 
+from favgate.config import Settings
+from favgate.wsprotocol import websocket_options
+
 COUNTER_PATH = "/__bench__/commands"
 
 
@@ -85,7 +88,6 @@ def build(kind: str) -> Any:
 
         return baseline.create_app()
     from favgate.app import create_app
-    from favgate.config import Settings
     from favgate.logs import configure_logging
 
     settings = Settings.from_env()
@@ -141,8 +143,7 @@ def main(kind: str, port: int) -> None:
         access_log=False,
         log_level="warning",
         # The WebSocket as favgate serve runs it (favgate.cli): bench/fanout.py uses it.
-        ws="websockets-sansio",
-        ws_max_size=int(os.environ.get("FAVGATE_MAX_BODY_BYTES", 64 * 1024)),
+        **websocket_options(Settings.from_env()),
         log_config=None if kind.startswith("favgate") else uvicorn.config.LOGGING_CONFIG,
     )
     uvicorn.Server(config).run()

@@ -123,6 +123,7 @@ def _run_server(settings: Settings, banner: str | None) -> None:
     import uvicorn
 
     from favgate.app import create_app
+    from favgate.wsprotocol import websocket_options
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -138,11 +139,7 @@ def _run_server(settings: Settings, banner: str | None) -> None:
         log_level=settings.log_level,
         log_config=None,  # keep favgate's JSON logging (configure_logging) for uvicorn's too
         timeout_graceful_shutdown=30,
-        # A WebSocket message over the body cap is refused (1009) as its frame header is
-        # read, before its payload is buffered: the implementation of the `websockets`
-        # package checks the length against ws_max_size first (favgate.websocket).
-        ws="websockets-sansio",
-        ws_max_size=settings.max_body_bytes,
+        **websocket_options(settings),
     )
     with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is a normal stop
         Server(config).run()

@@ -210,6 +210,8 @@ class Settings:
     )
     # Subscriptions one token may hold open on this replica, all connections together.
     max_subscriptions_per_token: int = setting("FAVGATE_MAX_SUBSCRIPTIONS_PER_TOKEN", 100, _integer)
+    # WebSocket compression, when the client offers it (favgate.wsprotocol).
+    ws_per_message_deflate: bool = setting("FAVGATE_WS_PER_MESSAGE_DEFLATE", True, _boolean)
     cache_ttl_seconds: float = setting("FAVGATE_CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL, _cache_ttl)
     # Units per token per 60 s, shared by REST and GraphQL (favgate.ratelimit).
     rate_limit: int = setting("FAVGATE_RATE_LIMIT", 100, _integer)

@@ -86,6 +86,10 @@ _OPERATION_ID = re.compile(r"[\x21-\x7e]{1,64}")
 _MAX_CLOSE_REASON_BYTES = 123
 # Encoded next payloads kept: the latest changes of every document in use.
 SHARED_PAYLOADS = 64
+# json.dumps(value, separators=(",", ":")), as Strawberry's view encodes, without building
+# an encoder for each message (json.dumps does, given separators): a fan-out sends
+# thousands at once.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(slots=True)
@@ -194,7 +198,7 @@ class SharedPayloads:
 
 
 def _compact(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))  # as Strawberry's view encodes
+    return _COMPACT.encode(value)
 
 
 def _decode(text: str) -> object:

@@ -1,26 +1,31 @@
 """Live fan-out: a change executed once per subscription document, and its ``next``
 payload encoded once (``favgate.schema.execution.SharedEvents``,
-``favgate.websocket.SharedPayloads``), proven equal to the plain path.
+``favgate.websocket.SharedPayloads``), the extensions asked only when they answer
+(``favgate.schema.runner``, ``PublicErrors``), all proven equal to the plain path.
 
 The schema is run without HTTP, as the WebSocket runs it, against the real database: the
-same subscriptions on a schema that shares events and on one that executes each event
-for each subscription, the same changes, the same answers.
+same subscriptions on favgate's schema and on one that takes Strawberry's and
+graphql-core's own path for each subscription, the same changes, the same answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import strawberry
 from helpers import CHAT_JID, GROUP_JID, MESSAGE_ID, Tenants
+from strawberry.extensions import MaskErrors, SchemaExtension
 
 from favgate.config import Settings
 from favgate.metrics import REGISTRY
 from favgate.resolvers.favorites import now
 from favgate.schema import Schema, build_context, build_schema
+from favgate.schema.errors import PublicErrors
 from favgate.schema.limits import execution_context_class
 from favgate.storage import FavoriteTarget, FavoriteType, Storage, Subscriber
 from favgate.storage.changes import DELIVERY_BATCH
@@ -68,14 +73,41 @@ def open_subscriptions() -> float:
     return REGISTRY.get_sample_value("favgate_graphql_subscriptions_open") or 0.0
 
 
+class Answering(SchemaExtension):
+    """An extension with results and a stream hook: both must still be asked."""
+
+    def get_results(self) -> dict[str, Any]:
+        return {"asked": True}
+
+    def on_stream_result(self, result: Any) -> Any:
+        result.extensions = {**(result.extensions or {}), "hooked": True}
+        yield
+
+
+class PlainPublicErrors(PublicErrors):
+    _process_result = MaskErrors._process_result  # Strawberry's own test of a result
+
+
+def shared_schema(settings: Settings) -> Schema:
+    """The schema as the WebSocket gets it, with one more extension that answers."""
+    schema = build_schema(settings)
+    schema.extensions = [*schema.extensions, Answering]
+    return schema
+
+
 def plain_schema(settings: Settings) -> Schema:
-    """The schema as the WebSocket gets it, each event executed for each subscription."""
+    """The same, each event executed for each subscription, and every extension asked for
+    each result as Strawberry asks them."""
 
     class Unshared(execution_context_class(settings)):  # type: ignore[misc,valid-type]
         share_events = False
 
-    schema = build_schema(settings)
+    schema = shared_schema(settings)
     schema.execution_context_class = Unshared
+    assert PublicErrors in schema.extensions
+    schema.extensions = [PlainPublicErrors if e is PublicErrors else e for e in schema.extensions]
+    runner = strawberry.Schema.create_extensions_runner
+    schema.create_extensions_runner = runner.__get__(schema)  # type: ignore[method-assign]
     return schema
 
 
@@ -121,7 +153,7 @@ class Streams:
 async def both(
     settings: Settings, storage: Storage, tenants: Tenants
 ) -> AsyncIterator[tuple[Streams, Streams]]:
-    shared = Streams(build_schema(settings), storage, tenants.acme_token)
+    shared = Streams(shared_schema(settings), storage, tenants.acme_token)
     plain = Streams(plain_schema(settings), storage, tenants.acme_token)
     try:
         await shared.open()
@@ -134,7 +166,7 @@ async def both(
 
 def _answer(result: Any) -> dict[str, Any]:
     errors = [error.formatted for error in result.errors or ()]
-    return {"data": result.data, "errors": errors}
+    return {"data": result.data, "errors": errors, "extensions": result.extensions}
 
 
 async def test_shared_events_answer_as_the_plain_path(
@@ -161,6 +193,27 @@ async def test_an_unknown_message_is_null_for_every_subscription(
     ours, theirs = await shared.results(), await plain.results()
     assert [_answer(r) for r in ours] == [_answer(r) for r in theirs]
     assert ours[0].data["favoriteChanged"]["message"] is None
+
+
+@pytest.mark.parametrize(
+    ("instance", "token"),
+    [("unknown", "acme"), ("main", "globex"), ("main", None)],
+)
+async def test_errors_before_any_event_answer_as_the_plain_path(
+    settings: Settings, storage: Storage, tenants: Tenants, instance: str, token: str | None
+) -> None:
+    """A subscription refused when it starts: its error, made public by PublicErrors."""
+    answers = []
+    for schema in (shared_schema(settings), plain_schema(settings)):
+        caller = None if token is None else getattr(tenants, f"{token}_token")
+        context = build_context(storage, caller, cache_messages=False)
+        stream = await schema.subscribe(FULL, {"instance": instance}, context_value=context)
+        async with asyncio.timeout(TIMEOUT):
+            answers.append(_answer(await anext(stream)))
+        await stream.aclose()
+    assert answers[0] == answers[1]
+    assert answers[0]["errors"][0]["extensions"]["code"]
+    assert answers[0]["extensions"] == {"asked": True, "hooked": True}
 
 
 MESSAGES: list[dict[str, Any]] = [
@@ -217,7 +270,7 @@ async def test_a_change_to_many_subscribers_lets_the_loop_run_between_batches(
 
     consumers = [asyncio.ensure_future(consume(s)) for s in subscribers]
     target = CHANGES[0][0]
-    # Ticking before the write: the change may be handed out before the write returns.
+    # Ticking before the write: the change may come before the write's own answer.
     ticker = asyncio.ensure_future(tick())
     await storage.favorites.set("main", target, True, now())
     try:
@@ -231,3 +284,32 @@ async def test_a_change_to_many_subscribers_lets_the_loop_run_between_batches(
     first = events.index("received")
     last = len(events) - 1 - events[::-1].index("received")
     assert events[first:last].count("tick") >= 2  # 3 batches: the loop ran between them
+
+
+async def test_the_subscribers_of_a_group_are_handed_a_change_together(
+    storage: Storage, tenants: Tenants
+) -> None:
+    """Subscribed in turns, handed over group by group: one connection's subscriptions
+    run in one turn of the loop, where their messages leave in one write."""
+    groups = [object() for _ in range(4)]
+    subscribers = [
+        (n % len(groups), await storage.changes.subscribe("main", group=groups[n % len(groups)]))
+        for n in range(8 * len(groups))
+    ]
+    order: list[int] = []
+
+    async def consume(group: int, subscriber: Subscriber) -> None:
+        await anext(subscriber)
+        order.append(group)
+
+    consumers = [asyncio.ensure_future(consume(g, s)) for g, s in subscribers]
+    try:
+        await storage.favorites.set("main", CHANGES[0][0], True, now())
+        async with asyncio.timeout(TIMEOUT):
+            await asyncio.gather(*consumers)
+    finally:
+        for _, subscriber in subscribers:
+            await subscriber.aclose()
+    assert sorted(order) == sorted(g for g, _ in subscribers)
+    runs = [group for group, _ in itertools.groupby(order)]
+    assert len(runs) == len(groups), order

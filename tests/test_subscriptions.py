@@ -32,6 +32,7 @@ from favgate.metrics import REGISTRY
 from favgate.resolvers.favorites import now
 from favgate.storage import FavoriteTarget, FavoriteType, Storage
 from favgate.storage.changes import MAX_PENDING
+from favgate.wsprotocol import websocket_options
 
 pytestmark = [pytest.mark.both_drivers, pytest.mark.slow]
 
@@ -62,9 +63,19 @@ mutation Set($instance: String!, $number: String, $messageId: String, $favorite:
 
 @contextlib.asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[str]:
-    """A gateway for ``settings`` on a free port of 127.0.0.1; yields its base URL."""
+    """A gateway for ``settings`` on a free port of 127.0.0.1; yields its base URL.
+
+    Its WebSocket protocol is favgate serve's (coalesced writes, compression as set), its
+    size cap uvicorn's own: the app's cap has tests of its own."""
+    options = websocket_options(settings)
+    del options["ws_max_size"]
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+        create_app(settings),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        **options,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

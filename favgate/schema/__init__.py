@@ -8,8 +8,10 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache
+from strawberry.extensions import ParserCache, SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.schema import StreamResult
+from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from favgate.config import Settings
@@ -19,6 +21,7 @@ from favgate.schema.batch import FavoriteError
 from favgate.schema.context import Context, build_context
 from favgate.schema.errors import PublicErrors
 from favgate.schema.operations import Mutation, Query
+from favgate.schema.runner import AnsweringExtensionsRunner
 from favgate.schema.subscriptions import Subscription
 
 __all__ = [
@@ -43,6 +46,12 @@ class Schema(strawberry.Schema):
         # already logged the few that are bugs, so they are not logged again here.
         for error in errors:
             logger.debug("GraphQL error: %s", error.message)
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        # Per streamed result, only the extensions with something to do (schema.runner).
+        return AnsweringExtensionsRunner(execution_context, extensions)
 
     async def stream(
         self,

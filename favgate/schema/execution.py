@@ -15,10 +15,12 @@ subscription that listens to it, and each used to execute its selection set over
 that carries a ``shared_event_key`` (``favgate.schema.subscriptions``: the stored change
 itself) is executed once per (operation, variables, executor class) and key; the other
 subscriptions of that document take the same ``ExecutionResult`` (the WebSocket then
-encodes its data once too: ``favgate.websocket``). The result of such an event depends on
-nothing else: a subscription document has one root field, which returns the payload, and
-what lies under it is read off the change (or loaded by ids it holds), never off the
-caller. ``tests/test_fanout.py`` checks the results equal the unshared path's.
+encodes its data once too: ``favgate.websocket``), without even the copy of their
+executor that graphql-core makes for each event (``SharedEvent``). The result of such
+an event depends on nothing else: a subscription document has one root field, which
+returns the payload, and what lies under it is read off the change (or loaded by ids it
+holds), never off the caller. ``tests/test_fanout.py`` checks the results equal the
+unshared path's.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
-__all__ = ["PlainFieldsExecutionContext", "SharedEvents"]
+__all__ = ["PlainFieldsExecutionContext", "SharedEvent", "SharedEvents"]
 
 # Events x documents whose results are kept: the recent changes of every document in use.
 SHARED_EVENTS = 256
@@ -107,23 +109,23 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
     # Whether events carrying a shared_event_key are executed once for all (a class
     # attribute, so that a test can run the plain path beside it).
     share_events = True
-    event_key: Hashable | None = None
+    _variables_key: str | None = None
 
     def build_per_event_executor(self, payload: Any) -> Any:
-        executor = super().build_per_event_executor(payload)
-        assert isinstance(executor, PlainFieldsExecutionContext)  # a copy of this one
-        if self.share_events:
-            executor.event_key = getattr(payload, "shared_event_key", None)
-        return executor
+        key = getattr(payload, "shared_event_key", None) if self.share_events else None
+        if key is None:
+            return super().build_per_event_executor(payload)
+        return SharedEvent(self, payload, key)
 
-    def execute_operation(self, serially: bool | None = None) -> Any:
-        if self.event_key is None:
-            return super().execute_operation(serially)
-        return shared_events(self.schema).execute(self, self.event_key)
+    def build_unshared_executor(self, payload: Any) -> Any:
+        """The per-event executor of the plain path: a copy of this one."""
+        return super().build_per_event_executor(payload)
 
-    def execute_unshared(self) -> Any:
-        """The event's result, computed here (what ``execute_subscription_event`` does)."""
-        return super().execute_operation(False)
+    def variables_key(self) -> str:
+        """This operation's variables, as a key (computed once per subscription)."""
+        if self._variables_key is None:
+            self._variables_key = repr(sorted(self.variable_values.coerced.items()))
+        return self._variables_key
 
     def execute_field(
         self,
@@ -164,6 +166,20 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return self.complete_leaf_value(plain.leaf_type, result)
 
 
+class SharedEvent:
+    """A shared event, as ``execute_subscription_event`` meets it: all it asks of a
+    per-event executor is ``execute_operation``, which takes the shared result; only the
+    subscription that computes it copies its executor (``SharedEvents``)."""
+
+    __slots__ = ("executor", "key", "payload")
+
+    def __init__(self, executor: PlainFieldsExecutionContext, payload: Any, key: Hashable) -> None:
+        self.executor, self.payload, self.key = executor, payload, key
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        return shared_events(self.executor.schema).execute(self)
+
+
 class SharedEvents:
     """The results of recent subscription events, by event, operation and variables.
 
@@ -177,13 +193,13 @@ class SharedEvents:
         self.size = size
         self._results: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()
 
-    def execute(self, executor: PlainFieldsExecutionContext, event_key: Hashable) -> Any:
+    def execute(self, event: SharedEvent) -> Any:
+        executor = event.executor
         operation = executor.operation
-        variables = repr(sorted(executor.variable_values.coerced.items()))
-        key = (event_key, id(operation), variables, type(executor))
+        key = (event.key, id(operation), executor.variables_key(), type(executor))
         entry = self._results.get(key)
         if entry is None:
-            result = executor.execute_unshared()
+            result = executor.build_unshared_executor(event.payload).execute_operation(False)
             if executor.is_awaitable(result):
                 result = asyncio.ensure_future(result)
             self._results[key] = entry = (result, operation)

@@ -40,7 +40,10 @@ class Subscription:
         # raised before the first event, where they become the operation's error message.
         found = await info.context.access.instance(instance)
         stored_type = type if isinstance(type, StoredFavoriteType) else None
-        subscriber = await info.context.storage.changes.subscribe(found.name, stored_type)
+        # Grouped by connection (one context each): its messages of a change leave together.
+        subscriber = await info.context.storage.changes.subscribe(
+            found.name, stored_type, group=info.context
+        )
         return _favorites(subscriber, info.context)
 
 

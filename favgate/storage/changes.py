@@ -9,7 +9,10 @@ One stream per ``Storage`` (so per gateway process) serves all its subscribers:
 instance (and type), and closes it when the last one leaves. It hands a change to
 ``DELIVERY_BATCH`` subscribers at a time, letting the event loop run between batches:
 each subscriber it wakes then executes and sends the change, and thousands woken at once
-would hold the loop, and every request waiting on it, until all of them had. A stream per subscriber
+would hold the loop, and every request waiting on it, until all of them had. Subscribers
+of one ``group`` (the caller's: one WebSocket connection's) are handed a change one after
+the other, so that they run in the same turn of the loop, where their messages leave the
+gateway in one write (``favgate.wsprotocol``). A stream per subscriber
 would hold a database cursor each, and while it waits for changes, a pooled connection
 (PyMongo) or one of motor's few worker threads: a few dozen subscribers would starve the
 requests.
@@ -152,8 +155,11 @@ class FavoriteChanges:
         await feed.open()
         return feed
 
-    async def subscribe(self, instance: str, type: FavoriteType | None = None) -> Subscriber:
-        """The changes of ``instance``'s favorites (of ``type``) from now on.
+    async def subscribe(
+        self, instance: str, type: FavoriteType | None = None, *, group: object = None
+    ) -> Subscriber:
+        """The changes of ``instance``'s favorites (of ``type``) from now on, handed over
+        next to those of the other subscribers of ``group`` (module docstring).
 
         The shared stream is open when this returns: a change made from then on reaches
         the subscriber. Its errors on opening are the caller's.
@@ -161,7 +167,7 @@ class FavoriteChanges:
         async with self._lock:
             if self._pump is None:
                 self._pump = asyncio.create_task(self._deliver(await self.watch()))
-            subscriber = Subscriber(self, instance, type)
+            subscriber = Subscriber(self, instance, type, id(group))
             self._subscribers.add(subscriber)
         return subscriber
 
@@ -202,20 +208,29 @@ class FavoriteChanges:
             self._subscribers.clear()
 
     async def _offer(self, favorite: Favorite) -> None:
-        for count, subscriber in enumerate(list(self._subscribers), 1):
+        in_groups = sorted(self._subscribers, key=_group)
+        for count, subscriber in enumerate(in_groups, 1):
             if not subscriber.offer(favorite):
                 self._subscribers.discard(subscriber)
             if count % DELIVERY_BATCH == 0:
                 await asyncio.sleep(0)  # the woken subscribers run, and the requests
 
 
+def _group(subscriber: Subscriber) -> int:
+    return subscriber.group
+
+
 class Subscriber:
     """The changes one subscription receives: an async iterator of ``Favorite``."""
 
-    def __init__(self, changes: FavoriteChanges, instance: str, type: FavoriteType | None) -> None:
+    def __init__(
+        self, changes: FavoriteChanges, instance: str, type: FavoriteType | None, group: int
+    ) -> None:
         self._changes = changes
         self._instance = instance
         self._type = type
+        # Only orders the handing over: an id reused by another group merely mixes the two.
+        self.group = group
         # Unbounded so that ``end`` always fits; ``offer`` keeps it to MAX_PENDING.
         self._queue: asyncio.Queue[Favorite | Exception | None] = asyncio.Queue()
 
