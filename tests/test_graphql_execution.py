@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from favgate.schema import build_schema
+from favgate.schema import build_schema, execution
 from favgate.schema.execution import PlainFieldsExecutionContext, plain_leaves
 from favgate.schema.limits import SuggestionFreeExecutionContext
 
@@ -156,6 +156,14 @@ async def test_every_misbehaviour(kind: int) -> None:
     got, expected = await answers(f"{{ items(kind: {kind}) {{ {everything} }} }} {FRAGMENT}")
     assert got == expected
     assert expected[0] is not None
+
+
+async def test_plans_dropped_past_their_bound_answer_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(execution, "PLANS", 1)  # every object's field set planned anew
+    everything = " ".join(FIELDS + MORE)
+    got, expected = await answers(f"{{ items(kind: 5) {{ {everything} }} }} {FRAGMENT}")
+    assert got == expected
+    assert expected[0] is not None and expected[1]
 
 
 def test_the_plain_leaves_of_favgates_schema() -> None:

@@ -51,6 +51,8 @@ __all__ = ["PlainFieldsExecutionContext", "SharedEvents"]
 
 # Events x documents whose results are kept: the recent changes of every document in use.
 SHARED_EVENTS = 256
+# Field sets whose plan an execution keeps: a document's object selections, and more.
+PLANS = 64
 
 
 class PlainLeaf(NamedTuple):
@@ -184,6 +186,8 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 (name, details, leaves.get((type_name, details[0].node.name.value)))
                 for name, details in grouped_field_set.items()
             ]
+            if len(self._plans) >= PLANS:  # per-event copies share the dict: bounded
+                self._plans.clear()
             # The set is kept with its plan, so that its id cannot be reused meanwhile.
             cached = self._plans[key] = (grouped_field_set, plan)
         return cached[1]
