@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from favgate.schema import build_schema
+from favgate.schema import build_schema, execution
 from favgate.schema.execution import PlainFieldsExecutionContext, plain_leaves
 from favgate.schema.limits import SuggestionFreeExecutionContext
 
@@ -48,6 +48,18 @@ class Item:
     @strawberry.field
     def computed(self) -> str:
         return f"computed {self.name}"
+
+    @strawberry.field
+    def failing(self) -> int | None:
+        raise ValueError("a resolver's error, beside the plain fields' own")
+
+    @strawberry.field
+    async def later(self) -> str:
+        return f"later {self.count}"
+
+    @strawberry.field
+    def child(self) -> Item:
+        return self
 
 
 @strawberry.type
@@ -93,6 +105,19 @@ stock = strawberry.Schema(
     query=Query, execution_context_class=StrawberryGraphQLCoreExecutionContext
 )
 FIELDS = ["name", "count", "maybe", "color", "colors", "computed", "__typename"]
+# Besides: resolvers that fail or await among plain fields, objects under them, fields
+# merged, skipped or spread from fragments (the sets graphql-core collects per object).
+MORE = [
+    "failing",
+    "later",
+    "child { name maybe failing }",
+    "child { count later }",
+    "name @skip(if: true)",
+    "count @include(if: false)",
+    "... on Item { maybe name }",
+    "...Parts",
+]
+FRAGMENT = "fragment Parts on Item { color count child { color } }"
 
 
 async def answers(query: str) -> list[tuple[Any, list[Any]]]:
@@ -103,7 +128,7 @@ async def answers(query: str) -> list[tuple[Any, list[Any]]]:
 @settings(max_examples=200, deadline=None, database=None, derandomize=True)
 @given(
     kind=st.integers(0, KINDS - 1),
-    fields=st.lists(st.sampled_from(FIELDS), min_size=1, max_size=6),
+    fields=st.lists(st.sampled_from(FIELDS + MORE), min_size=1, max_size=6),
     root=st.sampled_from(["items", "item"]),
     alias=st.booleans(),
 )
@@ -111,9 +136,15 @@ async def answers(query: str) -> list[tuple[Any, list[Any]]]:
 async def test_plain_fields_answer_as_graphql_core(
     kind: int, fields: list[str], root: str, alias: bool
 ) -> None:
-    selection = " ".join(f"a{i}: {f}" if alias else f for i, f in enumerate(fields))
-    got, expected = await answers(f"{{ {root}(kind: {kind}) {{ {selection} }} }}")
+    selection = " ".join(_aliased(i, f) if alias else f for i, f in enumerate(fields))
+    fragment = FRAGMENT if "...Parts" in fields else ""
+    got, expected = await answers(f"{{ {root}(kind: {kind}) {{ {selection} }} }} {fragment}")
     assert got == expected
+    assert expected[0] is not None or root == "item"  # executed, not refused
+
+
+def _aliased(index: int, field: str) -> str:
+    return field if field.startswith("...") else f"a{index}: {field}"
 
 
 @pytest.mark.parametrize("kind", range(KINDS))
@@ -121,6 +152,18 @@ async def test_every_misbehaviour(kind: int) -> None:
     got, expected = await answers(f"{{ items(kind: {kind}) {{ {' '.join(FIELDS)} }} }}")
     assert got == expected
     assert (expected[1] == []) == (kind in (0, 6))  # an awaitable is awaited, no error
+    everything = " ".join(FIELDS + MORE)
+    got, expected = await answers(f"{{ items(kind: {kind}) {{ {everything} }} }} {FRAGMENT}")
+    assert got == expected
+    assert expected[0] is not None
+
+
+async def test_plans_dropped_past_their_bound_answer_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(execution, "PLANS", 1)  # every object's field set planned anew
+    everything = " ".join(FIELDS + MORE)
+    got, expected = await answers(f"{{ items(kind: 5) {{ {everything} }} }} {FRAGMENT}")
+    assert got == expected
+    assert expected[0] is not None and expected[1]
 
 
 def test_the_plain_leaves_of_favgates_schema() -> None:

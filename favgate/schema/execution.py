@@ -6,8 +6,11 @@ graphql-core builds a resolve info, Strawberry's resolver calls the field's defa
 resolver, and the value is completed through the generic ``complete_value``. A page of 20
 favorites with their messages has about 180 of them, and that bookkeeping was a fifth of
 the page's CPU. Here a plain leaf is ``getattr`` and the leaf's ``coerce_output_value``,
-with graphql-core's own null check and error handling; everything else (resolvers,
-objects, lists, any field under middleware) takes graphql-core's path unchanged.
+with graphql-core's own null check and error handling, completed in the loop over an
+object's fields (``execute_fields``, as graphql-core's, which the leaves were most of the
+cost of: a ``Path`` and a call each); everything else (resolvers, objects, lists, any
+field under middleware) takes graphql-core's path unchanged.
+``tests/test_graphql_execution.py`` checks the answers equal graphql-core's own.
 
 **Subscription events are executed once per document.** A change reaches every
 subscription that listens to it, and each used to execute its selection set over it: with
@@ -41,7 +44,7 @@ from graphql import (
     is_leaf_type,
 )
 from graphql.execution import ExecutionResult
-from graphql.pyutils import Path
+from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
@@ -50,6 +53,8 @@ __all__ = ["PlainFieldsExecutionContext", "SharedEvent", "SharedEvents"]
 
 # Events x documents whose results are kept: the recent changes of every document in use.
 SHARED_EVENTS = 256
+# Field sets whose plan an execution keeps: a document's object selections, and more.
+PLANS = 64
 
 
 class PlainLeaf(NamedTuple):
@@ -58,6 +63,9 @@ class PlainLeaf(NamedTuple):
     return_type: GraphQLOutputType  # the leaf type, or it wrapped in non-null
     non_null: bool
 
+
+# What a plain leaf's value is when it turns out awaitable.
+NOT_PLAIN = object()
 
 PlainLeaves = dict[tuple[str, str], PlainLeaf]  # by (type name, field name)
 _plain_leaves: WeakKeyDictionary[GraphQLSchema, PlainLeaves] = WeakKeyDictionary()
@@ -105,6 +113,7 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         manager = self.middleware_manager
         no_middleware = manager is None or not manager.middlewares
         self.plain_leaves = plain_leaves(self.schema) if no_middleware else {}
+        self._plans: dict[tuple[GraphQLObjectType, int], tuple[Any, Any]] = {}
 
     # Whether events carrying a shared_event_key are executed once for all (a class
     # attribute, so that a test can run the plain path beside it).
@@ -127,6 +136,64 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
             self._variables_key = repr(sorted(self.variable_values.coerced.items()))
         return self._variables_key
 
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: dict[str, Any],
+        position_context: Any,
+    ) -> Any:
+        """graphql-core's ``execute_fields``, its plain leaves completed in the loop: no
+        ``Path`` and no ``execute_field`` for them unless one fails. The rest as there."""
+        results: dict[str, Any] = {}
+        is_awaitable = self.is_awaitable
+        awaitable_fields: list[str] = []
+        try:
+            for name, details, plain in self._plan(parent_type, grouped_field_set):
+                if plain is not None:
+                    result = self._plain_leaf(parent_type, source_value, details, plain, path, name)
+                    if result is not NOT_PLAIN:
+                        results[name] = result
+                        continue
+                result = super().execute_field(
+                    parent_type,
+                    source_value,
+                    details,
+                    Path(path, name, parent_type.name),
+                    position_context,
+                )
+                if result is not Undefined:
+                    results[name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(name)
+        except Exception:
+            if awaitable_fields:  # the siblings started are settled, as graphql-core does
+                self.settle_in_background([results[field] for field in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+        return _awaited(results, awaitable_fields)
+
+    def _plan(
+        self, parent_type: GraphQLObjectType, grouped_field_set: dict[str, Any]
+    ) -> list[tuple[str, Any, PlainLeaf | None]]:
+        """Each field of the set with its plain leaf (None if it is not one), once per set:
+        graphql-core collects one set for all the objects of a list."""
+        key = (parent_type, id(grouped_field_set))
+        cached = self._plans.get(key)
+        if cached is None:
+            leaves, type_name = self.plain_leaves, parent_type.name
+            plan = [
+                (name, details, leaves.get((type_name, details[0].node.name.value)))
+                for name, details in grouped_field_set.items()
+            ]
+            if len(self._plans) >= PLANS:  # per-event copies share the dict: bounded
+                self._plans.clear()
+            # The set is kept with its plan, so that its id cannot be reused meanwhile.
+            cached = self._plans[key] = (grouped_field_set, plan)
+        return cached[1]
+
     def execute_field(
         self,
         parent_type: GraphQLObjectType,
@@ -137,18 +204,35 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         name = field_details_list[0].node.name.value
         plain = self.plain_leaves.get((parent_type.name, name))
-        if plain is None:
-            return super().execute_field(
-                parent_type, source, field_details_list, path, position_context
+        if plain is not None:
+            result = self._plain_leaf(
+                parent_type, source, field_details_list, plain, path.prev, path.key
             )
+            if result is not NOT_PLAIN:
+                return result
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )
+
+    def _plain_leaf(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: Any,
+        plain: PlainLeaf,
+        parent_path: Path | None,
+        response_name: str | int,
+    ) -> Any:
+        """A plain leaf's value, completed; None with its error located at its path (built
+        only then); ``NOT_PLAIN`` when the value is awaitable: the usual path awaits it."""
         try:
             result = getattr(source, plain.attribute)
-            if self.is_awaitable(result):  # not plain after all: the usual path awaits it
-                return super().execute_field(
-                    parent_type, source, field_details_list, path, position_context
-                )
+            if self.is_awaitable(result):
+                return NOT_PLAIN
+            name = field_details_list[0].node.name.value
             return self._complete_plain_leaf(plain, result, parent_type, name)
         except Exception as raw_error:
+            path = Path(parent_path, response_name, parent_type.name)
             self.handle_field_error(raw_error, plain.return_type, field_details_list, path)
             return None
 
@@ -207,6 +291,17 @@ class SharedEvents:
                 self._results.popitem(last=False)
         result = entry[0]
         return _shielded(result) if isinstance(result, asyncio.Future) else result
+
+
+async def _awaited(results: dict[str, Any], awaitable_fields: list[str]) -> dict[str, Any]:
+    """``results`` with its awaitable fields' values, as graphql-core's ``get_results``."""
+    if len(awaitable_fields) == 1:
+        field = awaitable_fields[0]
+        results[field] = await results[field]
+    else:
+        awaited = await gather_with_cancel(*(results[field] for field in awaitable_fields))
+        results.update(zip(awaitable_fields, awaited, strict=True))
+    return results
 
 
 async def _shielded(result: asyncio.Future[ExecutionResult]) -> ExecutionResult:
