@@ -19,8 +19,10 @@ are stamped at its end: the store counts them as spent then and keeps them in th
 until a window after that, however early they are really spent, so that every real
 window still holds at most the budget. Units a lease did not spend are given back with
 the key's next check, or by a check of their own once the key falls quiet. A small
-budget (under 480 a minute, by default) or a key with little traffic never leases: every
-decision is then the store's own. ``FAVGATE_RATE_LIMIT_LEASES=false`` turns leases off.
+budget (under 120 a minute, by default) or a key asked less than twice a second never
+leases: every decision is then the store's own. (A key that asked twice in the last
+second is likely to ask again; leasing from then on spares a key coming back to life the
+round trip per request that waiting for a busier second would cost it.) ``FAVGATE_RATE_LIMIT_LEASES=false`` turns leases off.
 
 A decision (``Decision``) carries what clients are told: what is left of the budget
 (counting this process's unspent lease as left, since it is the client's), when it is
@@ -45,7 +47,7 @@ logger = logging.getLogger(__name__)
 POLICY_NAME = "default"
 WINDOW_SECONDS = 60
 LEASE_SECONDS = 1.0
-LEASE_MIN_DEMAND = 8
+LEASE_MIN_DEMAND = 2
 # Keys idle for this long are forgotten (their window lives on in the database).
 FORGET_AFTER_SECONDS = 4 * LEASE_SECONDS
 
