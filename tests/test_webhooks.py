@@ -21,6 +21,7 @@ from favgate.config import Settings
 from favgate.metrics import REGISTRY
 from favgate.storage import Storage
 from favgate.storage.changes import ENDPOINTS_POLL_SECONDS
+from favgate.webhooks.relay import SAVE_EVERY_SECONDS
 from favgate.webhooks.worker import GAUGES_SECONDS, POLL_SECONDS
 
 pytestmark = pytest.mark.both_drivers
@@ -367,3 +368,37 @@ async def test_a_named_host_is_sent_its_name_and_endpoints_are_bounded(
     body = await graphql(client, tenants.acme_token, ADD, instance="main", url=url)
     assert body["errors"][0]["message"] == "Invalid url: an instance has at most 10 webhooks"
     assert len(await listed(client, tenants.acme_token)) == 10
+
+
+@pytest.mark.slow
+async def test_an_endpoint_added_while_stopped_is_not_sent_what_came_before_the_stop(
+    settings: Settings, storage: Storage, tenants: Tenants
+) -> None:
+    """The favorites the relay's filter skipped still move where it resumes from: an
+    endpoint added while no relay runs is sent the changes made since the stop, not those
+    its instance had while the relay ran (it would resume from the last change it sent)."""
+
+    async def write(client: httpx.AsyncClient, instance: str, token: str, number: str) -> None:
+        response = await client.post(
+            f"/api/chat/favorite/{instance}",
+            json={"number": number, "favorite": True},
+            headers={"token": token},
+        )
+        assert response.status_code == 200, response.text
+
+    with Receiver() as main, Receiver() as rival:
+        async with serving(settings) as client:
+            await add_webhook(client, tenants.acme_token, main.url)
+            await write(client, "main", tenants.main_token, "5511900000001")
+            await main.wait_for_count(1)
+            await write(client, "rival", tenants.rival_token, "5511900000002")  # skipped
+            # Long enough for the relay to store a position past it.
+            await asyncio.sleep(SAVE_EVERY_SECONDS + ENDPOINTS_POLL_SECONDS)
+        secret = "whsec_" + "A" * 43 + "="
+        await storage.webhooks.add("rival", rival.url, secret, datetime.now(UTC))
+        async with serving(settings) as client:
+            await write(client, "rival", tenants.rival_token, "5511900000003")
+            await rival.wait_for_count(1)
+            await asyncio.sleep(QUIET)
+        sent = [r.verified(secret)["data"]["favorite"]["chatJid"] for r in rival.snapshot()]
+    assert sent == ["5511900000003@s.whatsapp.net"]

@@ -7,7 +7,9 @@ The holder follows the change stream from the stored resume token and, for each 
 enqueues one delivery per endpoint of the favorite's instance, *then* stores the change's
 token (at once when it enqueued something, else at most once a second): a process killed
 between the two reads the change again on resumption and enqueues nothing new
-(deliveries are keyed by the event).
+(deliveries are keyed by the event). What its filter skips moves the stored token on as
+well (``StreamPosition``, at most once a second): it resumes from its stop, not from the
+last change it was given, however long ago that was.
 Nothing is lost and nothing is enqueued twice, whatever dies when.
 
 The stream is filtered by the database to the favorites of the instances that have
@@ -152,9 +154,10 @@ class Relay:
                     self._apply(change)
                     await self._save(change.resume_token)
                     return change.resume_token
-                enqueued = await self._enqueue(change)
+                enqueued = isinstance(change, FavoriteChange) and await self._enqueue(change)
                 # Re-reading changes costs nothing but time (enqueuing is idempotent), so
-                # a change no endpoint wanted moves the stored token at most once a second.
+                # a change no endpoint wanted, or the changes the filter skipped
+                # (``StreamPosition``), move the stored token at most once a second.
                 if enqueued or time.monotonic() - saved_at >= SAVE_EVERY_SECONDS:
                     await self._save(change.resume_token)
                     saved_at = time.monotonic()
