@@ -357,7 +357,7 @@ class ChangeFeed:
     def _moved(self) -> ResumeToken | None:
         """The driver's token after an empty batch, if it reports positions and the token
         has moved past ``resume_token`` (the server read changes the filter skipped)."""
-        token = self._stream.resume_token if self._positions else None
+        token: ResumeToken | None = self._stream.resume_token if self._positions else None
         if token is None or token == self.resume_token:
             return None
         self.resume_token = token
