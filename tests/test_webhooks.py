@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import CHAT_JID, MESSAGE_ID, CommandLog, Tenants, serving
+from pymongo import MongoClient, monitoring
 from webhook_receiver import TIMEOUT, Receiver
 
 from favgate.config import Settings
@@ -402,3 +403,28 @@ async def test_an_endpoint_added_while_stopped_is_not_sent_what_came_before_the_
             await asyncio.sleep(QUIET)
         sent = [r.verified(secret)["data"]["favorite"]["chatJid"] for r in rival.snapshot()]
     assert sent == ["5511900000003@s.whatsapp.net"]
+
+
+async def test_an_endpoint_added_while_the_first_relay_opens_its_stream_is_not_missed(
+    settings: Settings, mongodb_uri: str, tenants: Tenants, commands: CommandLog
+) -> None:
+    """The very first relay reads the endpoints, then opens its stream: an endpoint added
+    between the two is neither in what it read nor in what its stream will show."""
+    secret = "whsec_" + "A" * 43 + "="
+    with Receiver() as receiver, MongoClient(mongodb_uri) as admin:
+        endpoints = admin[settings.database]["webhooks"]
+
+        def add_after_the_endpoints_are_read(event: monitoring.CommandSucceededEvent) -> None:
+            if event.command_name == "find" and event.reply["cursor"]["ns"].endswith(".webhooks"):
+                commands.on_reply = None  # once
+                document = {"_id": "wh_" + "0" * 16, "instance": "main", "url": receiver.url}
+                endpoints.insert_one(
+                    {**document, "secret": secret, "created_at": datetime.now(UTC)}
+                )
+
+        commands.on_reply = add_after_the_endpoints_are_read
+        async with serving(settings) as client:
+            assert commands.on_reply is None, "the relay read the endpoints"
+            await favorite(client, tenants.main_token)
+            [received] = await receiver.wait_for_count(1)
+    assert received.verified(secret)["data"]["instance"] == "main"
