@@ -428,3 +428,62 @@ async def test_an_endpoint_added_while_the_first_relay_opens_its_stream_is_not_m
             await favorite(client, tenants.main_token)
             [received] = await receiver.wait_for_count(1)
     assert received.verified(secret)["data"]["instance"] == "main"
+
+
+SET_FAVORITES = """
+mutation Set($instance: String!, $items: [FavoriteInput!]!) {
+  setFavorites(instance: $instance, items: $items) { success }
+}
+"""
+
+
+async def test_endpoints_churned_on_two_instances_from_two_gateways_get_exactly_their_favorites(
+    settings: Settings, tenants: Tenants, receiver: Receiver
+) -> None:
+    """Endpoints added and removed one after another, on two instances, through two
+    gateways (one of them relays), between favorites written in bulk: each endpoint is
+    sent the favorites written while it existed, once each, and nothing else (those still
+    pending when it was removed may be dropped with it)."""
+    tokens = {"main": tenants.main_token, "rival": tenants.rival_token}
+    lives: dict[str, tuple[str, set[str]]] = {}  # endpoint's path -> (instance, written)
+    removed: set[str] = set()
+    ids: dict[str, str] = {}
+    async with serving(settings) as first, serving(settings) as second:
+        for step in range(10):
+            client = (first, second)[step % 2]
+            instance = ("main", "rival")[step % 2]
+            path = f"/hooks/favgate/{step}"
+            body = await graphql(
+                client, tokens[instance], ADD, instance=instance, url=receiver.url + f"/{step}"
+            )
+            ids[path] = body["data"]["addWebhook"]["webhook"]["id"]
+            lives[path] = (instance, set())
+            if step % 3 == 2:  # the oldest still there goes
+                gone = next(p for p in lives if p not in removed)
+                body = await graphql(client, tokens[lives[gone][0]], REMOVE, id=ids[gone])
+                assert body["data"] == {"removeWebhook": True}
+                removed.add(gone)
+            for written in ("main", "rival"):
+                numbers = [f"55119{step:02d}{written == 'main':d}{i:05d}" for i in range(3)]
+                items = [{"number": number, "favorite": True} for number in numbers]
+                body = await graphql(
+                    client, tokens[written], SET_FAVORITES, instance=written, items=items
+                )
+                assert body["data"]["setFavorites"] == [{"success": True}] * 3, body
+                for p, (of, sent) in lives.items():
+                    if of == written and p not in removed:
+                        sent.update(f"{number}@s.whatsapp.net" for number in numbers)
+        kept = sum(len(sent) for p, (_, sent) in lives.items() if p not in removed)
+        await receiver.wait_for(lambda got: len({(r.path, r.id) for r in got}) >= kept)
+        await asyncio.sleep(QUIET)
+    got: dict[str, list[str]] = {}
+    for r in receiver.snapshot():
+        assert r.json["data"]["instance"] == lives[r.path][0]
+        got.setdefault(r.path, []).append(r.json["data"]["favorite"]["chatJid"])
+    for path, (_, sent) in lives.items():
+        received = got.get(path, [])
+        assert len(received) == len(set(received)), (path, "sent once each")
+        if path in removed:
+            assert set(received) <= sent, path
+        else:
+            assert set(received) == sent, path
