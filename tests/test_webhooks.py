@@ -487,3 +487,27 @@ async def test_endpoints_churned_on_two_instances_from_two_gateways_get_exactly_
             assert set(received) <= sent, path
         else:
             assert set(received) == sent, path
+
+
+async def test_a_dropped_webhooks_collection_ends_its_endpoints_not_the_relay(
+    settings: Settings, mongodb_uri: str, tenants: Tenants, receiver: Receiver
+) -> None:
+    """The endpoints' collection dropped under a running relay (by hand): the endpoints
+    are gone, sent nothing more, and one added afterwards is sent what follows."""
+    async with serving(settings) as client:
+        await add_webhook(client, tenants.acme_token, receiver.url + "/dropped")
+        await favorite(client, tenants.main_token, number="5511900000001")
+        await receiver.wait_for_count(1)
+        with MongoClient(mongodb_uri) as admin:
+            admin[settings.database].drop_collection("webhooks")
+        await favorite(client, tenants.main_token, number="5511900000002")
+        _, secret = await add_webhook(client, tenants.acme_token, receiver.url + "/new")
+        await favorite(client, tenants.main_token, number="5511900000003")
+        await receiver.wait_for_count(2)
+        await asyncio.sleep(QUIET)
+    sent = [(r.path, r.json["data"]["favorite"]["chatJid"]) for r in receiver.snapshot()]
+    assert sent == [
+        ("/hooks/favgate/dropped", "5511900000001@s.whatsapp.net"),
+        ("/hooks/favgate/new", "5511900000003@s.whatsapp.net"),
+    ]
+    assert receiver.snapshot()[1].verified(secret)
