@@ -6,7 +6,9 @@ URLs into private networks refused unless allowed."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,9 +20,11 @@ from helpers import CHAT_JID, MESSAGE_ID, CommandLog, Tenants, serving
 from pymongo import MongoClient, monitoring
 from webhook_receiver import TIMEOUT, Receiver
 
+from favgate.auth import generate_token, hash_token
 from favgate.config import Settings
+from favgate.embedded import ServerProcess
 from favgate.metrics import REGISTRY
-from favgate.storage import Storage
+from favgate.storage import InstanceStatus, Storage, open_storage
 from favgate.storage.changes import ENDPOINTS_POLL_SECONDS
 from favgate.webhooks.relay import SAVE_EVERY_SECONDS
 from favgate.webhooks.worker import GAUGES_SECONDS, POLL_SECONDS
@@ -511,3 +515,69 @@ async def test_a_dropped_webhooks_collection_ends_its_endpoints_not_the_relay(
         ("/hooks/favgate/new", "5511900000003@s.whatsapp.net"),
     ]
     assert receiver.snapshot()[1].verified(secret)
+
+
+@pytest.mark.slow
+async def test_a_database_stalled_as_the_relay_reopens_its_stream_loses_nothing(
+    settings: Settings, own_server: ServerProcess, receiver: Receiver, commands: CommandLog
+) -> None:
+    """The database stopped (SIGSTOP) as the relay reopens its stream for a new endpoint,
+    between closing the old stream and opening the new one, for longer than the deadline:
+    once it is continued, every favorite acknowledged before is sent where it belongs."""
+    stalled = settings.with_uri(own_server.uri).replace(database_timeout_ms=300)
+    tokens = {name: generate_token() for name in ("main", "other")}
+    storage = open_storage(stalled)
+    try:
+        await storage.ensure_indexes()
+        await storage.directory.create_account("acme", hash_token(generate_token()))
+        for name, token in tokens.items():
+            await storage.directory.create_instance(
+                name, "acme", InstanceStatus.CONNECTED, hash_token(token)
+            )
+        async with serving(stalled) as client:
+
+            async def write(instance: str, number: str) -> None:
+                response = await client.post(
+                    f"/api/chat/favorite/{instance}",
+                    json={"number": number, "favorite": True},
+                    headers={"token": tokens[instance]},
+                )
+                assert response.status_code == 200, response.text
+
+            secret = "whsec_" + "A" * 43 + "="
+            await storage.webhooks.add("main", receiver.url + "/main", secret, datetime.now(UTC))
+            await write("main", "5511900000001")
+            await receiver.wait_for_count(1)
+            stopped = asyncio.Event()
+            loop = asyncio.get_running_loop()
+
+            def stop_once_the_old_stream_is_closed(event: monitoring.CommandSucceededEvent) -> None:
+                if event.command_name == "killCursors":
+                    commands.on_reply = None
+                    os.kill(own_server.pid, signal.SIGSTOP)
+                    loop.call_soon_threadsafe(stopped.set)
+
+            await write("main", "5511900000002")
+            commands.database = stalled.database
+            commands.on_reply = stop_once_the_old_stream_is_closed
+            try:
+                await storage.webhooks.add(
+                    "other", receiver.url + "/other", secret, datetime.now(UTC)
+                )
+                await asyncio.wait_for(stopped.wait(), TIMEOUT)
+                await asyncio.sleep(3)
+            finally:
+                os.kill(own_server.pid, signal.SIGCONT)
+            await write("other", "5511900000003")
+            await receiver.wait_for(lambda got: len({(r.path, r.id) for r in got}) >= 3)
+            await asyncio.sleep(QUIET)
+    finally:
+        await storage.close()
+    sent = {
+        (r.path, r.verified(secret)["data"]["favorite"]["chatJid"]) for r in receiver.snapshot()
+    }
+    assert sent == {
+        ("/hooks/favgate/main", "5511900000001@s.whatsapp.net"),
+        ("/hooks/favgate/main", "5511900000002@s.whatsapp.net"),
+        ("/hooks/favgate/other", "5511900000003@s.whatsapp.net"),
+    }
