@@ -398,7 +398,7 @@ async def test_an_endpoint_added_while_stopped_is_not_sent_what_came_before_the_
             await main.wait_for_count(1)
             await write(client, "rival", tenants.rival_token, "5511900000002")  # skipped
             # Long enough for the relay to store a position past it.
-            await asyncio.sleep(SAVE_EVERY_SECONDS + ENDPOINTS_POLL_SECONDS)
+            await asyncio.sleep(2 * SAVE_EVERY_SECONDS + ENDPOINTS_POLL_SECONDS)
         secret = "whsec_" + "A" * 43 + "="
         await storage.webhooks.add("rival", rival.url, secret, datetime.now(UTC))
         async with serving(settings) as client:
@@ -580,4 +580,58 @@ async def test_a_database_stalled_as_the_relay_reopens_its_stream_loses_nothing(
         ("/hooks/favgate/main", "5511900000001@s.whatsapp.net"),
         ("/hooks/favgate/main", "5511900000002@s.whatsapp.net"),
         ("/hooks/favgate/other", "5511900000003@s.whatsapp.net"),
+    }
+
+
+async def test_the_relay_lease_moving_in_the_middle_of_a_reopen_loses_and_repeats_nothing(
+    settings: Settings, mongodb_uri: str, tenants: Tenants, receiver: Receiver, commands: CommandLog
+) -> None:
+    """The relay's lease runs out (its holder stalled) just as the holder reopens its
+    stream for a new endpoint, and the other gateway takes it: for a while both relay.
+    Each endpoint is sent each favorite of its time once, under one event id."""
+    moved = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with MongoClient(mongodb_uri) as admin:
+        relay = admin[settings.database]["webhook_relay"]
+
+        def expire_the_lease_once_the_old_stream_is_closed(
+            event: monitoring.CommandSucceededEvent,
+        ) -> None:
+            if event.command_name == "killCursors":
+                commands.on_reply = None
+                relay.update_one(
+                    {"_id": "favorites"}, {"$set": {"leased_until": datetime.now(UTC)}}
+                )
+                loop.call_soon_threadsafe(moved.set)
+
+        async with serving(settings) as first, serving(settings) as second:
+            await add_webhook(first, tenants.acme_token, receiver.url + "/main")
+            await favorite(first, tenants.main_token, number="5511900000001")
+            await receiver.wait_for_count(1)
+            holder = relay.find_one({"_id": "favorites"})["owner"]
+            commands.on_reply = expire_the_lease_once_the_old_stream_is_closed
+            body = await graphql(
+                second, tenants.rival_token, ADD, instance="rival", url=receiver.url + "/rival"
+            )
+            assert "errors" not in body, body
+            await asyncio.wait_for(moved.wait(), TIMEOUT)
+            for i in range(2, 12):
+                client = (first, second)[i % 2]
+                await favorite(client, tenants.main_token, number=f"55119000000{i:02d}")
+                response = await client.post(
+                    "/api/chat/favorite/rival",
+                    json={"number": f"55119000000{i:02d}", "favorite": True},
+                    headers={"token": tenants.rival_token},
+                )
+                assert response.status_code == 200, response.text
+                await asyncio.sleep(0.1)
+            await receiver.wait_for(lambda got: len(got) >= 21)
+            await asyncio.sleep(QUIET)
+            assert relay.find_one({"_id": "favorites"})["owner"] != holder, "the lease moved"
+    received = receiver.snapshot()
+    assert len({r.id for r in received}) == len(received) == 21, "each sent once"
+    numbers = [f"55119000000{i:02d}@s.whatsapp.net" for i in range(1, 12)]
+    sent = {(r.path, r.json["data"]["favorite"]["chatJid"]) for r in received}
+    assert sent == {("/hooks/favgate/main", n) for n in numbers} | {
+        ("/hooks/favgate/rival", n) for n in numbers[1:]
     }
