@@ -558,6 +558,9 @@ async def test_a_database_stalled_as_the_relay_reopens_its_stream_loses_nothing(
                     loop.call_soon_threadsafe(stopped.set)
 
             await write("main", "5511900000002")
+            # Sent before the stall: a claim cut off by it would hold the delivery for its
+            # lease (ATTEMPT_LEASE), a delay, not a loss, that would only slow this test.
+            await receiver.wait_for_count(2)
             commands.database = stalled.database
             commands.on_reply = stop_once_the_old_stream_is_closed
             try:
