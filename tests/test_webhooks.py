@@ -9,6 +9,7 @@ import asyncio
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -638,3 +639,36 @@ async def test_the_relay_lease_moving_in_the_middle_of_a_reopen_loses_and_repeat
     assert sent == {("/hooks/favgate/main", n) for n in numbers} | {
         ("/hooks/favgate/rival", n) for n in numbers[1:]
     }
+
+
+async def test_a_change_enqueued_during_a_claim_that_found_nothing_is_sent_at_once(
+    settings: Settings, mongodb_uri: str, tenants: Tenants, receiver: Receiver, commands: CommandLog
+) -> None:
+    """A sender's claim finds nothing due while this process's relay enqueues a change:
+    its finding must not hold the other senders back until the next poll."""
+    if settings.mongo_driver != "motor":
+        pytest.skip("the claim's reply is held in motor's thread; PyMongo's is the loop's")
+    claim_held, enqueued = threading.Event(), threading.Event()
+    with MongoClient(mongodb_uri) as admin:
+        deliveries = admin[settings.database]["webhook_deliveries"]
+
+        def hold_an_empty_claim_until_enqueued(event: monitoring.CommandSucceededEvent) -> None:
+            if event.command_name == "findAndModify" and event.reply.get("value") is None:
+                commands.on_reply = None
+                claim_held.set()
+                deadline = time.monotonic() + TIMEOUT
+                while not deliveries.count_documents({}) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.1)  # the relay has told the senders
+                enqueued.set()
+
+        async with serving(settings.replace(webhook_backoff_seconds=5.0)) as client:
+            await add_webhook(client, tenants.acme_token, receiver.url)
+            commands.on_reply = hold_an_empty_claim_until_enqueued
+            assert await asyncio.to_thread(claim_held.wait, TIMEOUT)
+            await favorite(client, tenants.main_token)
+            assert await asyncio.to_thread(enqueued.wait, TIMEOUT)
+            released = time.monotonic()
+            await receiver.wait_for_count(1)
+            waited = time.monotonic() - released
+    assert waited < POLL_SECONDS / 2, f"sent {waited:.2f} s after it was enqueued"
