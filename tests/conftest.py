@@ -184,6 +184,7 @@ def commands(command_log: CommandLog, settings: Settings) -> Iterator[CommandLog
     finally:
         command_log.active = False
         command_log.database = None
+        command_log.on_reply = None
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,13 +94,17 @@ class CommandLog(monitoring.CommandListener):
         self.database: str | None = None
         self.active = False
         self.documents: list[dict[str, Any]] = []
+        # Called with each reply of the test's database, as the driver receives it, before
+        # the caller goes on: a test's way into the gap between two commands.
+        self.on_reply: Callable[[monitoring.CommandSucceededEvent], None] | None = None
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if self.active and event.database_name == self.database:
             self.documents.append(dict(event.command))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
+        if self.active and event.database_name == self.database and self.on_reply is not None:
+            self.on_reply(event)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass

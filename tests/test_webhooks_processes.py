@@ -5,6 +5,8 @@ delivered too, and two gateways sharing a database deliver each event once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import signal
 import subprocess
 import time
@@ -217,3 +219,51 @@ async def wait_until(condition: Callable[[], bool], limit: float = 20.0) -> None
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def test_a_relay_killed_while_endpoints_churn_loses_nothing(
+    storage: Storage, token: str, gateways: list[Gateway], database_uri: str, tmp_path: Path
+) -> None:
+    """The relaying gateway is killed (``kill -9``) while endpoints of other instances are
+    added and removed without pause (each one reopens its stream), among favorites written
+    through the other gateway: the other takes over and every favorite is delivered, to
+    the endpoint there all along and to one added while nobody relayed."""
+    secret = generate_secret()
+    with Receiver() as receiver:
+        await storage.webhooks.add("main", receiver.url, secret, _now())
+        async with httpx.AsyncClient(timeout=30) as client:
+            holder = start(gateways, database_uri, tmp_path)
+            await holder.wait_until_ready(client)  # the relay's lease is its own
+            writer = start(gateways, database_uri, tmp_path)
+            await writer.wait_until_ready(client)
+            churning = asyncio.create_task(churn(storage))
+            try:
+                for chat in CHATS[:20]:
+                    await writer.favorite(client, token, chat)
+                holder.kill()
+                late = await storage.webhooks.add("main", receiver.url + "/late", secret, _now())
+                for chat in CHATS[20:]:
+                    await writer.favorite(client, token, chat)
+            finally:
+                churning.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await churning
+            await receiver.wait_for(lambda r: len({x.id for x in r}) >= len(CHATS), RESTART_TIMEOUT)
+            await receiver.wait_for(
+                lambda r: len({x.id for x in r if x.path.endswith("/late")}) >= 20, RESTART_TIMEOUT
+            )
+            await asyncio.sleep(QUIET)
+    sent: dict[str, set[str]] = {}
+    for r in receiver.snapshot():
+        sent.setdefault(r.path, set()).add(r.verified(secret)["data"]["favorite"]["chatJid"])
+    assert sent["/hooks/favgate"] == set(CHATS)
+    assert sent["/hooks/favgate/late"] >= set(CHATS[20:]), late.id
+    assert writer.stop() == 128 + signal.SIGTERM, writer.output()
+
+
+async def churn(storage: Storage) -> None:
+    """Endpoints of other instances added and removed, one after another, until cancelled."""
+    for step in itertools.count():
+        added = await storage.webhooks.add(f"other{step % 7}", "http://192.0.2.1/", "s", _now())
+        if step % 2:
+            await storage.webhooks.remove(added.id)

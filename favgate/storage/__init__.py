@@ -24,6 +24,7 @@ from favgate.storage.changes import (
     FavoriteChange,
     FavoriteChanges,
     ResumeToken,
+    StreamPosition,
     Subscriber,
 )
 from favgate.storage.chats import Sighting
@@ -69,6 +70,7 @@ __all__ = [
     "ResumeToken",
     "Sighting",
     "Storage",
+    "StreamPosition",
     "Subscriber",
     "Webhook",
     "WebhookStats",

@@ -36,6 +36,9 @@ database's, filtered by the server to the favorites of the instances that have e
 with every change of the endpoints themselves in its place in the order of writes
 (``EndpointChange``), so that the relay knows when to ask for a new filter. A
 favorite of an instance without endpoints costs the relay nothing: no batch, no lookup.
+What the filter skips still moves the stream on: after a batch with nothing for the
+filter, the feed reports where the server has read up to (``StreamPosition``), so that
+the relay stores a position past the skipped changes, not the last change it was given.
 """
 
 from __future__ import annotations
@@ -108,7 +111,15 @@ class EndpointChange:
     resume_token: ResumeToken
 
 
-Change = FavoriteChange | EndpointChange
+@dataclass(frozen=True, slots=True)
+class StreamPosition:
+    """Where ``watch_endpoints``'s stream stands after a batch with nothing for its filter:
+    past every change the server skipped, and past every change given before."""
+
+    resume_token: ResumeToken
+
+
+Change = FavoriteChange | EndpointChange | StreamPosition
 
 
 class FavoriteChanges:
@@ -150,7 +161,12 @@ class FavoriteChanges:
         endpoints = {"ns.coll": WEBHOOKS, "operationType": {"$in": [*_WRITES["$in"], "delete"]}}
         pipeline = [{"$match": {"$or": [endpoints, favorites]}}]
         feed = ChangeFeed(
-            self._database, self._database, pipeline, resume_after, ENDPOINTS_POLL_SECONDS
+            self._database,
+            self._database,
+            pipeline,
+            resume_after,
+            ENDPOINTS_POLL_SECONDS,
+            positions=True,
         )
         await feed.open()
         return feed
@@ -278,10 +294,12 @@ class ChangeFeed:
         pipeline: list[dict[str, Any]],
         resume_after: ResumeToken | None,
         poll_every: float = 0.0,
+        positions: bool = False,
     ) -> None:
         self._source = source
         self._database = database
         self._poll = poll_every
+        self._positions = positions  # report StreamPosition after empty batches
         self._pipeline = pipeline
         # Where the stream would go on from: past the last change delivered, or further,
         # at the last point the server reported having read up to.
@@ -318,7 +336,12 @@ class ChangeFeed:
                     if self._stream is None:
                         await self.open()
                         failures = 0
-                    while (change := await _next_change(self._stream, self._poll)) is not None:
+                    while self._stream.alive:
+                        change = await _next_change(self._stream, self._poll)
+                        if change is None:
+                            if (moved := self._moved()) is not None:
+                                yield StreamPosition(moved)
+                            continue
                         self.resume_token = change["_id"]
                         if change["ns"].get("coll") == WEBHOOKS:
                             yield _endpoint_change(change)
@@ -346,6 +369,15 @@ class ChangeFeed:
         self._closed = True
         await self._drop()
 
+    def _moved(self) -> ResumeToken | None:
+        """The driver's token after an empty batch, if it reports positions and the token
+        has moved past ``resume_token`` (the server read changes the filter skipped)."""
+        token: ResumeToken | None = self._stream.resume_token if self._positions else None
+        if token is None or token == self.resume_token:
+            return None
+        self.resume_token = token
+        return token
+
     async def _drop(self) -> None:
         stream, self._stream = self._stream, None
         if stream is None:
@@ -365,17 +397,15 @@ def _endpoint_change(change: Mapping[str, Any]) -> EndpointChange:
 
 
 async def _next_change(stream: Any, poll_every: float) -> Mapping[str, Any] | None:
-    """The stream's next change, or None once it is closed; each batch under a deadline of
-    its own (see the module's docstring), and asked for ``poll_every`` seconds at the
-    soonest after the previous one came back empty."""
+    """The stream's next change, or None when its batch came back empty; each batch under
+    a deadline of its own (see the module's docstring), and an empty one not followed by
+    the next for ``poll_every`` seconds."""
     loop = asyncio.get_running_loop()
-    while stream.alive:
-        asked = loop.time()
-        change: Mapping[str, Any] | None = await _uncancelled(stream.try_next())
-        if change is not None:
-            return change
+    asked = loop.time()
+    change: Mapping[str, Any] | None = await _uncancelled(stream.try_next())
+    if change is None:
         await asyncio.sleep(asked + poll_every - loop.time())  # at once when past it
-    return None
+    return change
 
 
 async def _uncancelled(call: Coroutine[Any, Any, _T]) -> _T:

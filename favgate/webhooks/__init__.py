@@ -26,9 +26,10 @@ Webhooks says (``signing``), to every endpoint of its instance. The design, and 
   addresses, checked on adding and again on every attempt, which connects to the address
   checked; no redirects; 10 s per attempt (``sender``).
 
-Limits: the relay stores a token per change, not while idle, so a relay stopped for longer
-than the database keeps its change history (the oplog window) cannot resume; it logs an
-error and goes on from the present, and the changes in between are not sent. A process
+Limits: a relay stopped for longer than the database keeps its change history (the oplog
+window) cannot resume (while it runs, it stores its position as the stream moves on,
+whether or not a change was for it); it logs an error and goes on from the present, and
+the changes in between are not sent. A process
 with ``FAVGATE_WEBHOOK_WORKER=false`` neither relays nor sends; at least one must.
 
 The endpoints' secrets are stored as they are (``favgate.storage.webhooks``): signing

@@ -7,7 +7,9 @@ The holder follows the change stream from the stored resume token and, for each 
 enqueues one delivery per endpoint of the favorite's instance, *then* stores the change's
 token (at once when it enqueued something, else at most once a second): a process killed
 between the two reads the change again on resumption and enqueues nothing new
-(deliveries are keyed by the event).
+(deliveries are keyed by the event). What its filter skips moves the stored token on as
+well (``StreamPosition``, at most once a second): it resumes from its stop, not from the
+last change it was given, however long ago that was.
 Nothing is lost and nothing is enqueued twice, whatever dies when.
 
 The stream is filtered by the database to the favorites of the instances that have
@@ -19,8 +21,9 @@ anew. So a live endpoint is sent exactly the favorites written while it exists (
 still pending when it is removed are dropped with it). After a stop, the endpoints read
 on resuming are today's: one added during the stop is sent the changes it missed too.
 
-The very first relay, with no token stored, stores where the stream stood on opening,
-before the gateway serves its first request (``Relay.start``).
+The very first relay, with no token stored, stores where the stream stands before the
+gateway serves its first request (``Relay.start``), and then reads the endpoints: one
+added in between comes through the stream again.
 """
 
 from __future__ import annotations
@@ -105,18 +108,28 @@ class Relay:
             await self._outbox.release_relay(self._owner, _now())
 
     async def _open(self, token: ResumeToken | None) -> ChangeFeed:
+        """The stream from ``token`` (from now when None), filtered on the endpoints read
+        after that point: those written in between come through it again, so none is
+        missed, as one written between the reading and a stream opened now would be."""
+        if token is None:
+            token = await self._store_present()
         self._endpoints = await self._endpoints_by_instance()
-        watch = self._storage.changes.watch_endpoints
         try:
-            feed = await watch(self._endpoints, token)
+            return await self._storage.changes.watch_endpoints(self._endpoints, token)
         except OperationFailure as exc:
             if exc.code not in _HISTORY_LOST:
                 raise
-            logger.error("webhook relay resumes from now: the changes since its stop are lost")
-            feed, token = await watch(self._endpoints, None), None
-        if token is None and (position := feed.position) is not None:
+        logger.error("webhook relay resumes from now: the changes since its stop are lost")
+        return await self._open(None)
+
+    async def _store_present(self) -> ResumeToken | None:
+        """Where the stream stands now, stored as the relay's position."""
+        feed = await self._storage.changes.watch_endpoints({}, None)
+        position = feed.position
+        await feed.close()
+        if position is not None:
             await self._save(position)
-        return feed
+        return position
 
     async def _relay_while_held(self, feed: ChangeFeed) -> None:
         renewal = asyncio.create_task(self._renew())
@@ -152,9 +165,10 @@ class Relay:
                     self._apply(change)
                     await self._save(change.resume_token)
                     return change.resume_token
-                enqueued = await self._enqueue(change)
+                enqueued = isinstance(change, FavoriteChange) and await self._enqueue(change)
                 # Re-reading changes costs nothing but time (enqueuing is idempotent), so
-                # a change no endpoint wanted moves the stored token at most once a second.
+                # a change no endpoint wanted, or the changes the filter skipped
+                # (``StreamPosition``), move the stored token at most once a second.
                 if enqueued or time.monotonic() - saved_at >= SAVE_EVERY_SECONDS:
                     await self._save(change.resume_token)
                     saved_at = time.monotonic()

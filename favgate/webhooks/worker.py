@@ -71,6 +71,9 @@ class WebhookWorker:
         # When a sender last found nothing due (monotonic), unless something was enqueued
         # since: the other senders need not ask again before the next poll.
         self._found_nothing_at: float | None = None
+        # How many times the relay has enqueued: a claim that found nothing while it did
+        # may have looked before the new deliveries were there.
+        self._enqueues = 0
         self._claiming = asyncio.Lock()
         self._relay = Relay(storage, self._owner, self._enqueued)
         self._client: httpx.AsyncClient | None = None
@@ -121,6 +124,7 @@ class WebhookWorker:
 
     def _enqueued(self) -> None:
         """This process's relay enqueued deliveries: every sender asks at once."""
+        self._enqueues += 1
         self._found_nothing_at = None
         self._wake.set()
 
@@ -150,8 +154,10 @@ class WebhookWorker:
         async with self._claiming:
             if self._polled_recently():
                 return None
+            enqueues = self._enqueues
             delivery = await self._outbox.claim(self._owner, _now(), ATTEMPT_LEASE)
-            self._found_nothing_at = time.monotonic() if delivery is None else None
+            nothing = delivery is None and enqueues == self._enqueues
+            self._found_nothing_at = time.monotonic() if nothing else None
             return delivery
 
     async def _idle(self) -> None:
