@@ -22,7 +22,8 @@ the key's next check, or by a check of their own once the key falls quiet. A sma
 budget (under 120 a minute, by default) or a key asked less than twice a second never
 leases: every decision is then the store's own. (A key that asked twice in the last
 second is likely to ask again; leasing from then on spares a key coming back to life the
-round trip per request that waiting for a busier second would cost it.) ``FAVGATE_RATE_LIMIT_LEASES=false`` turns leases off.
+round trip per request that waiting for a busier second would cost it.)
+``FAVGATE_RATE_LIMIT_LEASES=false`` turns leases off.
 
 A decision (``Decision``) carries what clients are told: what is left of the budget
 (counting this process's unspent lease as left, since it is the client's), when it is
