@@ -9,6 +9,7 @@ Import from here (``from helpers import ...``), never from conftest."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -227,18 +228,19 @@ async def favgate_serve(
     its connected instance INSTANCE, ready for requests; ``env`` adds FAVGATE_* settings.
     Stopped with SIGTERM (killed if it hangs) and its database dropped on the way out."""
     uri = with_database(mongodb_uri, f"favgate_clients_{uuid.uuid4().hex[:12]}")
-    token, port = generate_token(), free_port()
+    token = generate_token()
     await seed_instance(Settings().with_uri(uri), account_token=token, instance=INSTANCE)
     # A budget no client's requests exhaust here: the rate limit has tests of its own.
-    proc = spawn_serve(
-        port, {"MONGODB_URI": uri, "FAVGATE_RATE_LIMIT": "1000000", **(env or {})}, log
+    process = ServeProcess(
+        {"MONGODB_URI": uri, "FAVGATE_RATE_LIMIT": "1000000", **(env or {})}, log
     )
-    gateway = Gateway(f"http://127.0.0.1:{port}", token, log)
     try:
-        await _wait_until_ready(proc, gateway)
-        yield gateway
+        async with httpx.AsyncClient() as client:
+            await process.wait_until_ready(client)
+        yield Gateway(process.url, token, log)
     finally:
-        _stop(proc)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # killed: it is gone either way
+            process.stop()
         storage = open_storage(Settings().with_uri(uri))
         try:
             await storage.drop_database()
@@ -260,30 +262,56 @@ def spawn_serve(
         )
 
 
-async def _wait_until_ready(proc: subprocess.Popen[bytes], gateway: Gateway) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    async with httpx.AsyncClient(base_url=gateway.url) as client:
+class ServeProcess:
+    """``favgate serve`` in a process of its own on a free port (``spawn_serve``), its
+    output in ``log``."""
+
+    def __init__(self, env: Mapping[str, str], log: Path, mode: str = "wb") -> None:
+        self.port = free_port()
+        self.log = log
+        self.terminated = False
+        self.proc = spawn_serve(self.port, env, log, mode)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def wait_until_ready(self, client: httpx.AsyncClient) -> None:
+        """Until ``/readyz`` answers 200; fails the test if the process exits first."""
+        deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"serve exited with {proc.returncode}:\n{gateway.output()}")
+            if self.proc.poll() is not None:
+                pytest.fail(f"serve exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                if (await client.get("/readyz")).status_code == 200:
+                if (await client.get(f"{self.url}/readyz")).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.1)
-    pytest.fail(f"serve not ready after {START_TIMEOUT:g} s:\n{gateway.output()}")
+        pytest.fail(f"serve not ready after {START_TIMEOUT:g} s:\n{self.output()}")
 
+    def terminate(self) -> None:
+        """SIGTERM, once: a second one would cut the graceful shutdown short."""
+        if not self.terminated and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.terminated = True
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    def stop(self) -> int:
+        """Terminate and wait for the exit code; killed, and TimeoutExpired, if it hangs."""
+        self.terminate()
+        try:
+            return self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        """SIGKILL: nothing is cleaned up, no lease is handed over."""
+        self.proc.kill()
+        self.proc.wait()
 
 
 async def run_node(script: str, *args: str, token: str) -> Any:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import CHAT_JID, free_port, spawn_serve, with_database
+from helpers import CHAT_JID, ServeProcess, with_database
 
 from favgate.auth import generate_token, hash_token
 from favgate.config import Settings
@@ -25,55 +23,13 @@ pytestmark = pytest.mark.slow
 REPLICAS = 4
 LIMIT = 40
 REQUESTS = 120
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 30.0
 
 
-class Replica:
-    """One ``favgate serve`` process on a port of its own, its output in a file."""
+class Replica(ServeProcess):
+    """One ``favgate serve`` process on the replicas' database, its output in ``log``."""
 
     def __init__(self, uri: str, log: Path) -> None:
-        self.port = free_port()
-        self.log = log
-        self.terminated = False
-        env = {"MONGODB_URI": uri, "FAVGATE_RATE_LIMIT": str(LIMIT)}
-        self.proc = spawn_serve(self.port, env, log)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def terminate(self) -> None:
-        """SIGTERM, once: a second one would cut the graceful shutdown short."""
-        if not self.terminated and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        self.terminated = True
-
-    def stop(self) -> int:
-        self.terminate()
-        try:
-            return self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-async def wait_until_ready(client: httpx.AsyncClient, replica: Replica) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if replica.proc.poll() is not None:
-            pytest.fail(f"serve exited with {replica.proc.returncode}:\n{replica.output()}")
-        try:
-            if (await client.get(f"{replica.url}/readyz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.1)
-    pytest.fail(f"serve not ready after {START_TIMEOUT:g} s:\n{replica.output()}")
+        super().__init__({"MONGODB_URI": uri, "FAVGATE_RATE_LIMIT": str(LIMIT)}, log)
 
 
 @pytest.fixture
@@ -118,7 +74,7 @@ def replicas(database_uri: str, token: str, tmp_path: Path) -> Iterator[list[Rep
 async def test_replicas_admit_exactly_the_limit(replicas: list[Replica], token: str) -> None:
     limits = httpx.Limits(max_connections=REQUESTS, max_keepalive_connections=REQUESTS)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        await asyncio.gather(*(wait_until_ready(client, replica) for replica in replicas))
+        await asyncio.gather(*(replica.wait_until_ready(client) for replica in replicas))
 
         async def favorite(i: int) -> httpx.Response:
             replica = replicas[i % REPLICAS]

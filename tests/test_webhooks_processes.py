@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import itertools
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import free_port, spawn_serve, with_database
+from helpers import ServeProcess, free_port, with_database
 from pymongo import MongoClient
 from webhook_receiver import Receiver
 
@@ -30,61 +29,23 @@ from favgate.webhooks.signing import generate_secret
 
 pytestmark = pytest.mark.slow
 
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 30.0
 QUIET = 1.0  # seconds of silence that show nothing more came
 # The killed gateway's leases (the relay's, 10 s; an attempt's, 15 s) must run out first.
 RESTART_TIMEOUT = 40.0
 CHATS = [f"55118{i:08d}@s.whatsapp.net" for i in range(40)]
 
 
-class Gateway:
-    """One ``favgate serve`` process on a port of its own, its output in a file."""
+class Gateway(ServeProcess):
+    """One ``favgate serve`` process on the test's database, output appended to ``log``."""
 
     def __init__(self, uri: str, log: Path) -> None:
-        self.port = free_port()
-        self.log = log
         env = {
             "MONGODB_URI": uri,
             "FAVGATE_WEBHOOK_ALLOW_PRIVATE": "true",
             "FAVGATE_WEBHOOK_BACKOFF_SECONDS": "0.2",
             "FAVGATE_RATE_LIMIT": "100000",
         }
-        self.proc = spawn_serve(self.port, env, log, mode="ab")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def kill(self) -> None:
-        self.proc.kill()  # SIGKILL: nothing is cleaned up, no lease is handed over
-        self.proc.wait()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    async def wait_until_ready(self, client: httpx.AsyncClient) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"serve exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if (await client.get(f"{self.url}/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-        pytest.fail(f"serve not ready after {START_TIMEOUT:g} s:\n{self.output()}")
+        super().__init__(env, log, mode="ab")
 
     async def favorite(self, client: httpx.AsyncClient, token: str, chat: str) -> None:
         response = await client.post(
