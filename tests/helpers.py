@@ -241,11 +241,16 @@ async def favgate_serve(
     finally:
         with contextlib.suppress(subprocess.TimeoutExpired):  # killed: it is gone either way
             process.stop()
-        storage = open_storage(Settings().with_uri(uri))
-        try:
-            await storage.drop_database()
-        finally:
-            await storage.close()
+        await drop_database(uri)
+
+
+async def drop_database(uri: str) -> None:
+    """Drop the database ``uri`` names."""
+    storage = open_storage(Settings().with_uri(uri))
+    try:
+        await storage.drop_database()
+    finally:
+        await storage.close()
 
 
 def spawn_serve(

@@ -20,12 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import free_port, seed_instance, with_database
+from helpers import drop_database, free_port, seed_instance, with_database
 from pymongo import MongoClient
 
 from favgate.auth import generate_token
 from favgate.config import Settings
-from favgate.storage import open_storage
 
 pytestmark = pytest.mark.slow
 
@@ -52,14 +51,6 @@ class Gateway:
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
 
-async def drop(uri: str) -> None:
-    storage = open_storage(Settings().with_uri(uri))
-    try:
-        await storage.drop_database()
-    finally:
-        await storage.close()
-
-
 @pytest.fixture
 async def gateway(mongodb_uri: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     database = f"favgate_shutdown_{uuid.uuid4().hex[:12]}"
@@ -80,7 +71,7 @@ async def gateway(mongodb_uri: str, tmp_path: Path) -> AsyncIterator[Gateway]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        await drop(uri)
+        await drop_database(uri)
 
 
 async def wait_until_serving(gateway: Gateway) -> None:

@@ -23,7 +23,14 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import Tenants, collect_leaked_sockets, free_port, seed_instance, with_database
+from helpers import (
+    Tenants,
+    collect_leaked_sockets,
+    drop_database,
+    free_port,
+    seed_instance,
+    with_database,
+)
 from test_subscriptions import (
     FAVORITE_CHANGED,
     PROTOCOL,
@@ -39,7 +46,7 @@ from websockets.exceptions import ConnectionClosed
 from favgate.auth import generate_token
 from favgate.config import ConfigError, Settings
 from favgate.embedded import ServerProcess
-from favgate.storage import Storage, open_storage
+from favgate.storage import Storage
 from favgate.websocket import INIT_TIMEOUT
 
 pytestmark = pytest.mark.slow
@@ -372,7 +379,7 @@ def served(mongodb_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     finally:
         proc.kill()
         proc.wait()
-        asyncio.run(drop(uri))
+        asyncio.run(drop_database(uri))
 
 
 def wait_until_serving(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -386,14 +393,6 @@ def wait_until_serving(proc: subprocess.Popen[bytes], port: int, log: Path) -> N
             pass
         time.sleep(0.1)
     pytest.fail(f"favgate serve did not start:\n{log.read_text()}")
-
-
-async def drop(uri: str) -> None:
-    storage = open_storage(Settings().with_uri(uri))
-    try:
-        await storage.drop_database()
-    finally:
-        await storage.close()
 
 
 def fragments(message: str, size: int = 8192) -> Any:
