@@ -37,10 +37,6 @@ from favgate.embedded import ServerProcess
 
 DATABASE = "favgate_bench"
 CONCURRENCY = 16
-SET = (
-    'mutation Set($n: String!) { setFavorite(instance: "bench", number: $n, '
-    "favorite: true) { success message chatJid messageId favorite type } }"
-)
 PAGE = (
     'query { favorites(instance: "pages", first: 20) { '
     "edges { node { id chatJid messageId favoritedAt message { id text fromMe } } } "
@@ -64,7 +60,7 @@ def request(kind: str, workload: str, n: int) -> tuple[str, dict[str, Any]]:
     return {
         "chat": ("/api/chat/favorite/bench", favorite),
         "message": ("/api/chat/favorite/bench", message),
-        "set": ("/graphql", {"query": SET, "variables": {"n": number}}),
+        "set": ("/graphql", {"query": measure.PERSISTED_QUERY, "variables": {"n": number}}),
         "persisted": ("/graphql", {"extensions": persisted, "variables": {"n": number}}),
         "page": ("/graphql", {"query": PAGE}),
     }[workload]
