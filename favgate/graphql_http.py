@@ -14,9 +14,10 @@ refuses answers (``favgate.apis`` renders every refusal as GraphQL JSON with a c
    nested at most ``MAX_VARIABLES_DEPTH`` deep. Else 400.
 4. **Document**: the text itself or a persisted one by hash (``favgate.persisted``).
 5. **Parse and validate**, under the abuse limits (``favgate.schema.limits``), cached by
-   text. The operation is picked by name; a mutation over GET is 405 (``Allow: POST``),
-   a subscription is the WebSocket's.
-6. **Variables** coerced (graphql-core's executor is built).
+   text. The operation is picked by name and planned once per document
+   (``favgate.schema.plan``: what the document alone decides, kept with it); a mutation
+   over GET is 405 (``Allow: POST``), a subscription is the WebSocket's.
+6. **Variables** coerced (graphql-core's executor is built, from the plan).
 7. **Cost** (``favgate.schema.cost``) charged whole, in one limiter decision: a request
    that cannot pay gets 429 and runs nothing. A request refused at steps 4 to 6 is charged
    1, so that invalid documents are not free to send.
@@ -115,7 +116,8 @@ class Params:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """A document text, parsed and validated once: the document, or why it is refused."""
+    """A document text, parsed and validated once: the document, or why it is refused;
+    and the plans of its operations, made as requests pick them."""
 
     document: DocumentNode | None
     errors: tuple[GraphQLError, ...] = ()
@@ -261,8 +263,9 @@ class GraphQLTransport:
     def _finish(
         self, request: Request, identity: Identity, executor: Prepared, result: ExecutionResult
     ) -> Response:
-        errors = public_errors(result.errors) if result.errors else None
-        result = ExecutionResult(result.data, errors)
+        if result.errors:
+            result = ExecutionResult(result.data, public_errors(result.errors))
+        errors = result.errors
         # Names label a metric: only those of known callers, so that strangers cannot
         # fill its series (favgate.metrics caps them too).
         name = executor.plan.name if identity.authenticated else None
