@@ -14,9 +14,10 @@ refuses answers (``favgate.apis`` renders every refusal as GraphQL JSON with a c
    nested at most ``MAX_VARIABLES_DEPTH`` deep. Else 400.
 4. **Document**: the text itself or a persisted one by hash (``favgate.persisted``).
 5. **Parse and validate**, under the abuse limits (``favgate.schema.limits``), cached by
-   text. The operation is picked by name; a mutation over GET is 405 (``Allow: POST``),
-   a subscription is the WebSocket's.
-6. **Variables** coerced (graphql-core's executor is built).
+   text. The operation is picked by name and planned once per document
+   (``favgate.schema.plan``: what the document alone decides, kept with it); a mutation
+   over GET is 405 (``Allow: POST``), a subscription is the WebSocket's.
+6. **Variables** coerced (graphql-core's executor is built, from the plan).
 7. **Cost** (``favgate.schema.cost``) charged whole, in one limiter decision: a request
    that cannot pay gets 429 and runs nothing. A request refused at steps 4 to 6 is charged
    1, so that invalid documents are not free to send.
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +57,6 @@ from graphql.language.parser import MAX_NESTING_DEPTH
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from favgate import apis, graphiql
 from favgate.config import Settings
@@ -74,8 +74,8 @@ from favgate.identity import Identity, identity_of
 from favgate.metrics import count_operation, count_refused
 from favgate.persisted import PersistedDocuments, Resolved
 from favgate.schema import Schema, build_context, limits
-from favgate.schema.cost import operation_cost, root_fields
 from favgate.schema.errors import public_errors
+from favgate.schema.plan import Plan
 from favgate.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -116,12 +116,15 @@ class Params:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """A document text, parsed and validated once: the document, or why it is refused."""
+    """A document text, parsed and validated once: the document, or why it is refused;
+    and the plans of its operations, made as requests pick them."""
 
     document: DocumentNode | None
     errors: tuple[GraphQLError, ...] = ()
     code: str = VALIDATION_FAILED
     fragments: dict[str, FragmentDefinitionNode] = field(default_factory=dict)
+    # Its operations planned, by the name requests pick them by (None: the only one).
+    plans: dict[str | None, Plan] = field(default_factory=dict)
 
 
 class GraphQLTransport:
@@ -173,9 +176,12 @@ class GraphQLTransport:
             raise
         await identity.budget.charge(executor.cost)
         if identity.authenticated and resolved.register is not None:
-            printed = print_ast(executor.document)
+            printed = print_ast(executor.plan.document)
             await self.documents.register(storage.documents, resolved, printed)
-        result = await executor.run()
+        result = executor.run()
+        if not isinstance(result, ExecutionResult):
+            result = await result
+        assert isinstance(result, ExecutionResult)
         return self._finish(request, identity, executor, result)
 
     async def _prepare(
@@ -195,13 +201,13 @@ class GraphQLTransport:
         if checked.document is None or checked.errors:
             raise RequestErrors(list(checked.errors), checked.code)
         try:
-            operation = pick_operation(checked.document, params.operation_name)
+            plan = self.plan(checked, params.operation_name)
         except OperationNotFound as exc:
             raise RequestErrors.from_error(exc) from None
-        _check_method(operation, request.method)
-        if not identity.authenticated and not only_introspects(operation, checked.fragments):
+        _check_method(plan.kind, request.method)
+        if not identity.authenticated and not only_introspects(plan):
             raise InvalidToken()
-        prepared = Prepared.build(self, checked, operation, params, identity, storage)
+        prepared = Prepared.build(self, plan, params, identity, storage)
         if prepared.cost > identity.budget.limit:
             raise TooCostly(prepared.cost, identity.budget.limit, identity.budget.window)
         return prepared, resolved
@@ -216,6 +222,17 @@ class GraphQLTransport:
         else:
             self._checked.move_to_end(text)
         return checked
+
+    def plan(self, checked: Checked, name: str | None) -> Plan:
+        """The operation ``name`` of a valid document, planned on its first request.
+        Only operations found are kept: as many as the document holds."""
+        plan = checked.plans.get(name)
+        if plan is None:
+            assert checked.document is not None
+            operation = pick_operation(checked.document, name)
+            plan = Plan.of(self.schema._schema, checked.document, operation, checked.fragments)
+            checked.plans[name] = plan
+        return plan
 
     def _parse_and_validate(self, text: str) -> Checked:
         try:
@@ -246,12 +263,13 @@ class GraphQLTransport:
     def _finish(
         self, request: Request, identity: Identity, executor: Prepared, result: ExecutionResult
     ) -> Response:
-        errors = public_errors(result.errors) if result.errors else None
-        result = ExecutionResult(result.data, errors)
+        if result.errors:
+            result = ExecutionResult(result.data, public_errors(result.errors))
+        errors = result.errors
         # Names label a metric: only those of known callers, so that strangers cannot
         # fill its series (favgate.metrics caps them too).
-        name = executor.operation_name if identity.authenticated else None
-        count_operation(executor.operation.operation.value, name, result)
+        name = executor.plan.name if identity.authenticated else None
+        count_operation(executor.plan.kind.value, name, result)
         body: dict[str, Any] = {"data": result.data}
         if errors:
             body["errors"] = [error.formatted for error in errors]
@@ -268,9 +286,7 @@ class GraphQLTransport:
 class Prepared:
     """An operation ready to run: its variables coerced, its cost known."""
 
-    document: DocumentNode
-    operation: OperationDefinitionNode
-    operation_name: str | None
+    plan: Plan
     executor: Any  # the schema's executor, built for this request
     cost: int
 
@@ -278,36 +294,24 @@ class Prepared:
     def build(
         cls,
         transport: GraphQLTransport,
-        checked: Checked,
-        operation: OperationDefinitionNode,
+        plan: Plan,
         params: Params,
         identity: Identity,
         storage: Storage,
     ) -> Prepared:
-        assert checked.document is not None
-        name = operation.name.value if operation.name else None
         context = build_context(storage, None, caller=identity.caller)
         context.webhook_allow_private = transport.settings.webhook_allow_private
-        executor = transport.executor_class.build(
-            transport.schema._schema,
-            checked.document,
-            context_value=context,
-            raw_variable_values=params.variables,
-            operation_name=name,
-            # Strawberry's check, as Strawberry passes it (typed bool, not TypeGuard).
-            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
-            hide_suggestions=transport.hide_suggestions,
+        executor = plan.executor(
+            transport.executor_class, context, params.variables, transport.hide_suggestions
         )
         if isinstance(executor, list):  # the variables do not fit their definitions
             raise RequestErrors(executor, BAD_USER_INPUT)
-        cost = operation_cost(operation, checked.fragments, executor.variable_values.coerced)
-        return cls(checked.document, operation, name, executor, cost)
+        return cls(plan, executor, plan.cost(executor.variable_values.coerced))
 
-    async def run(self) -> ExecutionResult:
-        result = self.executor.execute_operation()
-        if optimized_is_awaitable(result):
-            result = await result
-        assert isinstance(result, ExecutionResult)
+    def run(self) -> Awaitable[ExecutionResult] | ExecutionResult:
+        """The result, or an awaitable of it: awaited by the caller, so that the
+        resolvers' every resumption passes through one coroutine less."""
+        result: Awaitable[ExecutionResult] | ExecutionResult = self.executor.execute_operation()
         return result
 
 
@@ -393,21 +397,19 @@ def pick_operation(document: DocumentNode, name: str | None) -> OperationDefinit
     raise OperationNotFound("The document holds no operation of that name")
 
 
-def _check_method(operation: OperationDefinitionNode, method: str) -> None:
-    if operation.operation is OperationType.SUBSCRIPTION:
+def _check_method(kind: OperationType, method: str) -> None:
+    if kind is OperationType.SUBSCRIPTION:
         raise SubscriptionOverHttp()
-    if operation.operation is OperationType.MUTATION and method != "POST":
+    if kind is OperationType.MUTATION and method != "POST":
         raise MethodNotAllowed("Mutations are served over POST only", "POST")
 
 
-def only_introspects(
-    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
-) -> bool:
+def only_introspects(plan: Plan) -> bool:
     """Whether every root field is introspection's (and one of them is more than
     ``__typename``): what a client without a token may run, to load the schema."""
-    names = {f.name.value for f in root_fields(operation.selection_set, fragments)}
+    names = plan.root_names
     return (
-        operation.operation is OperationType.QUERY
+        plan.kind is OperationType.QUERY
         and names <= INTROSPECTION_FIELDS
         and bool(names - {"__typename"})
     )

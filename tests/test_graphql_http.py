@@ -261,6 +261,36 @@ async def test_a_subscription_over_http_is_refused_without_a_stream(
     assert storage.changes._pump is None  # no change stream was opened
 
 
+async def test_each_request_runs_the_operation_it_names(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    """One document, several operations: each request runs the one it names, however
+    often the document was seen (its operations are planned once, favgate.schema.plan)."""
+    document = (
+        "query A { a: __typename } "
+        "query B($s: Boolean!) { b: __typename @skip(if: $s) ...F } "
+        "fragment F on Query { f: __typename }"
+    )
+    expected = [
+        ({"operationName": "A"}, {"a": "Query"}),
+        ({"operationName": "B", "variables": {"s": False}}, {"b": "Query", "f": "Query"}),
+        ({"operationName": "B", "variables": {"s": True}}, {"f": "Query"}),
+        ({"operationName": "A", "variables": {"s": True}}, {"a": "Query"}),
+    ]
+    for _ in range(2):
+        for params, data in expected:
+            response = await post(client, {"query": document, **params}, tenants.acme_token)
+            assert response.json() == {"data": data}
+        for name, message in [(None, "several operations"), ("C", "no operation of that name")]:
+            response = await post(
+                client, {"query": document, "operationName": name}, tenants.acme_token
+            )
+            assert code_of(response) == "OPERATION_RESOLUTION_FAILURE"
+            assert message in response.json()["errors"][0]["message"]
+        response = await post(client, {"query": document, "operationName": "B"}, tenants.acme_token)
+        assert code_of(response) == "BAD_USER_INPUT"  # $s is required
+
+
 @pytest.mark.slow
 async def test_client_errors_leave_no_traceback_and_little_log(
     client: httpx.AsyncClient, tenants: Tenants, caplog: pytest.LogCaptureFixture

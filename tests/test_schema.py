@@ -261,6 +261,22 @@ def test_schema_has_the_issue_sdl() -> None:
     assert {a["name"]: a["defaultValue"] for a in favorites["args"]}["first"] == "20"
 
 
+def test_names_are_converted_once() -> None:
+    """Strawberry converts argument names on every resolver call: the schema's converter
+    keeps each conversion (favgate.schema.names), with Strawberry's own answers."""
+    converter = schema.config.name_converter
+    assert converter.apply_naming_config("message_id") == "messageId"
+    assert converter.apply_naming_config("message_id") is converter.apply_naming_config(
+        "message_id"
+    )
+    converter.auto_camel_case = False
+    try:
+        assert converter.apply_naming_config("message_id") == "message_id"
+    finally:
+        converter.auto_camel_case = True
+    assert converter.apply_naming_config("message_id") == "messageId"
+
+
 # --- setFavorite ----------------------------------------------------------------------
 
 

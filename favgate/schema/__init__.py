@@ -10,6 +10,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import ParserCache, SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
@@ -20,6 +21,7 @@ from favgate.schema import limits
 from favgate.schema.batch import FavoriteError
 from favgate.schema.context import Context, build_context
 from favgate.schema.errors import PublicErrors
+from favgate.schema.names import CachedNameConverter
 from favgate.schema.operations import Mutation, Query
 from favgate.schema.runner import AnsweringExtensionsRunner
 from favgate.schema.subscriptions import Subscription
@@ -90,6 +92,8 @@ def build_schema(settings: Settings | None = None) -> Schema:
         # OperationMetrics first, so that it sees the errors PublicErrors has mapped.
         extensions=[OperationMetrics, ParserCache, *limits.extensions(settings), PublicErrors],
         execution_context_class=limits.execution_context_class(settings),
+        # Resolvers' argument names converted once, not on every call (schema.names).
+        config=StrawberryConfig(name_converter=CachedNameConverter()),
     )
     return schema
 

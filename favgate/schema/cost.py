@@ -46,6 +46,18 @@ def operation_cost(
     return max(1, sum(_field_cost(field, variables) for field in fields))
 
 
+def fixed_cost(
+    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> int | None:
+    """What ``operation`` costs whatever its variables; None when a variable decides it
+    (a batch's items passed as a variable)."""
+    if operation.operation is not OperationType.SUBSCRIPTION and any(
+        _counts_a_variable(field) for field in root_fields(operation.selection_set, fragments)
+    ):
+        return None
+    return operation_cost(operation, fragments, {})
+
+
 def root_fields(
     selection_set: SelectionSetNode, fragments: Mapping[str, FragmentDefinitionNode]
 ) -> Iterator[FieldNode]:
@@ -69,6 +81,13 @@ def _field_cost(field: FieldNode, variables: Mapping[str, Any]) -> int:
         if argument.name.value == BATCH_ARGUMENT:
             return max(1, _length(argument.value, variables))
     return 1
+
+
+def _counts_a_variable(field: FieldNode) -> bool:
+    return field.name.value == BATCH_FIELD and any(
+        argument.name.value == BATCH_ARGUMENT and isinstance(argument.value, VariableNode)
+        for argument in field.arguments or ()
+    )
 
 
 def _length(value: Any, variables: Mapping[str, Any]) -> int:
