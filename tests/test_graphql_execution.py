@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from favgate.schema import build_schema, execution
-from favgate.schema.execution import PlainFieldsExecutionContext, plain_leaves
+from favgate.schema.execution import PlainFieldsExecutionContext, PlainObject, plain_schema
 from favgate.schema.limits import SuggestionFreeExecutionContext
 
 
@@ -166,15 +166,17 @@ async def test_plans_dropped_past_their_bound_answer_alike(monkeypatch: pytest.M
     assert expected[0] is not None and expected[1]
 
 
-def test_the_plain_leaves_of_favgates_schema() -> None:
-    leaves = plain_leaves(build_schema()._schema)
-    assert ("Favorite", "chatJid") in leaves
-    assert ("Favorite", "favoritedAt") in leaves
-    assert ("Message", "text") in leaves
-    assert ("Favorite", "message") not in leaves  # an object
-    assert ("FavoriteEdge", "node") not in leaves  # an object
-    assert ("FavoriteConnection", "totalCount") not in leaves  # a resolver
-    assert not any(type_name.startswith("__") for type_name, _ in leaves)
+def test_the_plain_fields_of_favgates_schema() -> None:
+    fields = plain_schema(build_schema()._schema).fields
+    assert ("Favorite", "chatJid") in fields
+    assert ("Favorite", "favoritedAt") in fields
+    assert ("Message", "text") in fields
+    assert isinstance(fields["FavoriteEdge", "node"], PlainObject)
+    assert isinstance(fields["FavoriteConnection", "edges"], PlainObject)
+    assert isinstance(fields["FavoriteConnection", "pageInfo"], PlainObject)
+    assert isinstance(fields["Favorite", "message"], PlainObject)  # maybe awaitable
+    assert ("FavoriteConnection", "totalCount") not in fields  # a resolver
+    assert not any(type_name.startswith("__") for type_name, _ in fields)
 
 
 def test_production_keeps_plain_fields() -> None:
