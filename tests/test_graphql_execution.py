@@ -1,10 +1,11 @@
-"""Plain leaf fields (``favgate.schema.execution``) answer exactly as graphql-core's path:
+"""Plain fields (``favgate.schema.execution``) answer exactly as graphql-core's path:
 values, nulls, and the errors of a value that does not fit its type.
 
 Two schemas of the same types, one with the plain-field execution context and one with
 Strawberry's, run the same documents; the answers must be equal. The types misbehave on
-purpose: a null in a non-null field, a string in an Int, an unknown enum value, an
-exception or an awaitable where a value belongs.
+purpose: a null in a non-null field or list item, a string in an Int, an unknown enum
+value, an exception or an awaitable where a value belongs, an object of the wrong type,
+a list that is not one or fails midway.
 """
 
 from __future__ import annotations
@@ -37,6 +38,44 @@ def _later(value: Any) -> asyncio.Future[Any]:
     return future
 
 
+@strawberry.interface
+class Labelled:
+    label: str
+
+
+@strawberry.type
+class Part:
+    label: str
+    size: int | None
+    sub: Part | None
+
+    @strawberry.field
+    async def later(self) -> str:
+        return f"later {self.label}"
+
+    @strawberry.field
+    async def boom(self) -> int:
+        raise ValueError("a non-null resolver's error, under a plain object")
+
+
+@strawberry.type
+class Tagged(Labelled):
+    """Implements an interface: Strawberry gives it an ``is_type_of``."""
+
+    sub: Part | None
+
+
+@strawberry.type
+class Checked:
+    """Its own ``is_type_of``, which reads the resolve info: graphql-core's path."""
+
+    label: str
+
+    @classmethod
+    def is_type_of(cls, obj: Any, info: strawberry.Info) -> bool:
+        return isinstance(obj, Checked) and info.field_name is not None
+
+
 @strawberry.type
 class Item:
     name: str
@@ -44,6 +83,15 @@ class Item:
     maybe: int | None
     color: Color
     colors: list[Color]
+    part: Part
+    maybe_part: Part | None
+    parts: list[Part]
+    maybe_parts: list[Part | None] | None
+    strict_parts: list[Part] | None
+    loose_parts: list[Part | None]
+    tagged: Tagged | None
+    taggeds: list[Tagged | None]
+    checked: Checked | None
 
     @strawberry.field
     def computed(self) -> str:
@@ -61,6 +109,14 @@ class Item:
     def child(self) -> Item:
         return self
 
+    @strawberry.field
+    async def later_part(self) -> Part:
+        return self.part
+
+    @strawberry.field
+    def tagged_now(self) -> Tagged | None:
+        return self.tagged
+
 
 @strawberry.type
 class Query:
@@ -75,14 +131,39 @@ class Query:
 
 def _item(kind: int, index: int) -> Item:
     """Item ``kind``: 0 well-formed, then one kind of misbehaviour each."""
+    part = _part(index)
     values: dict[str, Any] = {
         "name": f"item {index}",
         "count": index,
         "maybe": None if index % 2 else index,
         "color": Color.RED,
         "colors": [Color.RED, Color.BLUE],
+        "part": part,
+        "maybe_part": None if index % 2 else part,
+        "parts": [part, _part(index + 1)],
+        "maybe_parts": [part, None],
+        "strict_parts": [part],
+        "loose_parts": [None, part],
+        "tagged": Tagged(label=f"tagged {index}", sub=part),
+        "taggeds": [Tagged(label="tagged", sub=None), None],
+        "checked": Checked(label=f"checked {index}"),
     }
-    broken: list[dict[str, Any]] = [
+    item = Item(**values)
+    for attribute, value in _broken(kind, part).items():
+        object.__setattr__(item, attribute, value)
+    return item
+
+
+def _part(index: int) -> Part:
+    return Part(label=f"part {index}", size=index, sub=Part(label="sub", size=None, sub=None))
+
+
+LISTS = ["parts", "maybe_parts", "strict_parts", "loose_parts"]
+
+
+def _broken(kind: int, part: Part) -> dict[str, Any]:
+    """The attributes that misbehave in item ``kind``, made anew (a generator is read once)."""
+    broken: list[Any] = [
         {},
         {"name": None},
         {"count": "three"},
@@ -92,19 +173,69 @@ def _item(kind: int, index: int) -> Item:
         {"name": _later("awaited")},
         {"maybe": 1.5},
         {"colors": [Color.RED, None]},
+        {"part": None, "maybe_part": ValueError("an object that is an exception")},
+        {"part": _later(part), "maybe_part": _later(None), "tagged": _Failing()},
+        {"part": 5, "maybe_part": "a string"},  # no fields to read on them
+        {"part": Part(label="p", size=1, sub=ValueError("nested")), "maybe_part": part},
+        {"tagged": part, "taggeds": [part, None], "checked": part},  # is_type_of refuses
+        {"tagged": Tagged(label="t", sub=_later(ValueError("awaited"))), "checked": None},
+        lambda: [part, None, part],
+        lambda: [part, ValueError("an item that is an exception")],
+        lambda: 5,
+        lambda: "not a list",
+        lambda: _failing_midway(part),
+        lambda: [_later(part), part, _later(None)],
+        lambda: [_Failing(), part],
+        lambda: _later([part, None]),
+        lambda: _items_later(part),
+        {
+            "taggeds": [Tagged(label="t", sub=None), part, _later(part)],  # is_type_of refuses
+            "parts": [Tagged(label="a tagged, not a part", sub=None)],  # Part has none
+        },
     ]
-    item = Item(**values)
-    for attribute, value in broken[kind % len(broken)].items():
-        object.__setattr__(item, attribute, value)
-    return item
+    chosen = broken[kind % len(broken)]
+    return {name: chosen() for name in LISTS} if callable(chosen) else chosen
 
 
-KINDS = 9
+class _Failing:
+    """An awaitable that fails when awaited (and warns of nothing when it is not)."""
+
+    def __await__(self) -> Any:
+        raise ValueError("an awaitable that fails")
+        yield
+
+
+def _failing_midway(part: Part) -> Any:
+    yield part
+    raise ValueError("a list that fails midway")
+
+
+async def _items_later(part: Part) -> Any:
+    yield part
+    yield None
+
+
+KINDS = 25
 plain = strawberry.Schema(query=Query, execution_context_class=PlainFieldsExecutionContext)
 stock = strawberry.Schema(
     query=Query, execution_context_class=StrawberryGraphQLCoreExecutionContext
 )
 FIELDS = ["name", "count", "maybe", "color", "colors", "computed", "__typename"]
+# Plain objects and lists of them (of each nullability), nested, spread, skipped.
+OBJECTS = [
+    "part { label size }",
+    "maybePart { label sub { label size } }",
+    "parts { label later }",
+    "maybeParts { label sub { size } }",
+    "strictParts { ...PartBits }",
+    "looseParts { ... on Part { label } size @skip(if: true) sub @include(if: true) { label } }",
+    "tagged { label sub { label } }",
+    "taggeds { label __typename }",
+    "checked { label }",
+    "part { label } part { size sub { label } }",
+    "laterPart { label later }",
+    "taggedNow { label }",
+]
 # Besides: resolvers that fail or await among plain fields, objects under them, fields
 # merged, skipped or spread from fragments (the sets graphql-core collects per object).
 MORE = [
@@ -116,8 +247,24 @@ MORE = [
     "count @include(if: false)",
     "... on Item { maybe name }",
     "...Parts",
+    "strictParts { label boom }",  # a non-null error nulls the item, through the list
+    "looseParts { size boom }",
+    "part @skip(if: true) { label }",
+    "maybeParts @include(if: true) { label }",
 ]
-FRAGMENT = "fragment Parts on Item { color count child { color } }"
+FRAGMENTS = {
+    "...Parts": "fragment Parts on Item { color count child { color } part { label } }",
+    "...PartBits": "fragment PartBits on Part { label sub { size later } }",
+}
+LEAF_KINDS = [1, 2, 3, 4, 5, 7, 8]  # the kinds whose leaves fail (6 awaits, no error)
+OBJECT_KINDS = range(9, KINDS)
+
+
+def _document(root: str, kind: int, fields: list[str]) -> str:
+    """``root``'s items of ``kind`` with ``fields``, and the fragments they spread."""
+    selection = " ".join(fields)
+    used = [fragment for spread, fragment in FRAGMENTS.items() if spread in selection]
+    return f"{{ {root}(kind: {kind}) {{ {selection} }} }} {' '.join(used)}"
 
 
 async def answers(query: str) -> list[tuple[Any, list[Any]]]:
@@ -125,10 +272,10 @@ async def answers(query: str) -> list[tuple[Any, list[Any]]]:
     return [(r.data, [error.formatted for error in r.errors or []]) for r in results]
 
 
-@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+@settings(max_examples=400, deadline=None, database=None, derandomize=True)
 @given(
     kind=st.integers(0, KINDS - 1),
-    fields=st.lists(st.sampled_from(FIELDS + MORE), min_size=1, max_size=6),
+    fields=st.lists(st.sampled_from(FIELDS + OBJECTS + MORE), min_size=1, max_size=6),
     root=st.sampled_from(["items", "item"]),
     alias=st.booleans(),
 )
@@ -136,9 +283,9 @@ async def answers(query: str) -> list[tuple[Any, list[Any]]]:
 async def test_plain_fields_answer_as_graphql_core(
     kind: int, fields: list[str], root: str, alias: bool
 ) -> None:
-    selection = " ".join(_aliased(i, f) if alias else f for i, f in enumerate(fields))
-    fragment = FRAGMENT if "...Parts" in fields else ""
-    got, expected = await answers(f"{{ {root}(kind: {kind}) {{ {selection} }} }} {fragment}")
+    if alias:
+        fields = [_aliased(index, field) for index, field in enumerate(fields)]
+    got, expected = await answers(_document(root, kind, fields))
     assert got == expected
     assert expected[0] is not None or root == "item"  # executed, not refused
 
@@ -149,21 +296,23 @@ def _aliased(index: int, field: str) -> str:
 
 @pytest.mark.parametrize("kind", range(KINDS))
 async def test_every_misbehaviour(kind: int) -> None:
-    got, expected = await answers(f"{{ items(kind: {kind}) {{ {' '.join(FIELDS)} }} }}")
+    got, expected = await answers(_document("items", kind, FIELDS))
     assert got == expected
-    assert (expected[1] == []) == (kind in (0, 6))  # an awaitable is awaited, no error
-    everything = " ".join(FIELDS + MORE)
-    got, expected = await answers(f"{{ items(kind: {kind}) {{ {everything} }} }} {FRAGMENT}")
+    assert bool(expected[1]) == (kind in LEAF_KINDS)
+    got, expected = await answers(_document("items", kind, OBJECTS))
+    assert got == expected
+    assert bool(expected[1]) == (kind in OBJECT_KINDS)
+    got, expected = await answers(_document("items", kind, FIELDS + OBJECTS + MORE))
     assert got == expected
     assert expected[0] is not None
 
 
 async def test_plans_dropped_past_their_bound_answer_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(execution, "PLANS", 1)  # every object's field set planned anew
-    everything = " ".join(FIELDS + MORE)
-    got, expected = await answers(f"{{ items(kind: 5) {{ {everything} }} }} {FRAGMENT}")
-    assert got == expected
-    assert expected[0] is not None and expected[1]
+    for kind in (5, 12, 20):
+        got, expected = await answers(_document("items", kind, FIELDS + OBJECTS + MORE))
+        assert got == expected
+        assert expected[0] is not None and expected[1]
 
 
 def test_the_plain_fields_of_favgates_schema() -> None:
