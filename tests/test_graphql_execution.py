@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 import strawberry
+from graphql import experimental_execute_incrementally, parse
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strawberry.execution import optimized_is_awaitable
+from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from favgate.schema import build_schema, execution
@@ -77,6 +80,17 @@ class Checked:
 
 
 @strawberry.type
+class Slow:
+    """An ``is_type_of`` that is awaited: graphql-core's path."""
+
+    label: str
+
+    @classmethod
+    async def is_type_of(cls, obj: Any, info: strawberry.Info) -> bool:  # type: ignore[override]
+        return isinstance(obj, Slow)
+
+
+@strawberry.type
 class Item:
     name: str
     count: int
@@ -92,6 +106,7 @@ class Item:
     tagged: Tagged | None
     taggeds: list[Tagged | None]
     checked: Checked | None
+    slow: Slow | None
 
     @strawberry.field
     def computed(self) -> str:
@@ -116,6 +131,10 @@ class Item:
     @strawberry.field
     def tagged_now(self) -> Tagged | None:
         return self.tagged
+
+    @strawberry.field
+    def slow_now(self) -> Slow | None:
+        return self.slow
 
 
 @strawberry.type
@@ -147,6 +166,7 @@ def _item(kind: int, index: int) -> Item:
         "tagged": Tagged(label=f"tagged {index}", sub=part),
         "taggeds": [Tagged(label="tagged", sub=None), None],
         "checked": Checked(label=f"checked {index}"),
+        "slow": Slow(label=f"slow {index}"),
     }
     item = Item(**values)
     for attribute, value in _broken(kind, part).items():
@@ -177,7 +197,7 @@ def _broken(kind: int, part: Part) -> dict[str, Any]:
         {"part": _later(part), "maybe_part": _later(None), "tagged": _Failing()},
         {"part": 5, "maybe_part": "a string"},  # no fields to read on them
         {"part": Part(label="p", size=1, sub=ValueError("nested")), "maybe_part": part},
-        {"tagged": part, "taggeds": [part, None], "checked": part},  # is_type_of refuses
+        {"tagged": part, "taggeds": [part, None], "checked": part, "slow": part},  # refused
         {"tagged": Tagged(label="t", sub=_later(ValueError("awaited"))), "checked": None},
         lambda: [part, None, part],
         lambda: [part, ValueError("an item that is an exception")],
@@ -235,6 +255,8 @@ OBJECTS = [
     "part { label } part { size sub { label } }",
     "laterPart { label later }",
     "taggedNow { label }",
+    "slow { label }",
+    "slowNow { label }",
 ]
 # Besides: resolvers that fail or await among plain fields, objects under them, fields
 # merged, skipped or spread from fragments (the sets graphql-core collects per object).
@@ -313,6 +335,48 @@ async def test_plans_dropped_past_their_bound_answer_alike(monkeypatch: pytest.M
         got, expected = await answers(_document("items", kind, FIELDS + OBJECTS + MORE))
         assert got == expected
         assert expected[0] is not None and expected[1]
+
+
+# Deferred fragments and streamed lists on plain objects: graphql-core's delivery.
+INCREMENTAL = [
+    "part { label ... @defer { size sub { label } } }",
+    "part { ... @defer { sub { label } } sub { size } }",  # sub's fields split in two
+    "parts { ... @defer { sub { label later } } sub { size } }",
+    'parts { label ... @defer(label: "more") { later sub { size } } }',
+    "... @defer { maybePart { label } looseParts { size boom } }",
+    "parts @stream(initialCount: 1) { label }",
+    "strictParts @stream(initialCount: 0) { label boom }",
+    "maybeParts @stream(initialCount: 1, if: false) { label }",
+    "taggeds @stream(initialCount: 1) { label ... @defer { sub { label } } }",
+]
+INCREMENTAL_CONFIG = StrawberryConfig(enable_experimental_incremental_execution=True)
+incremental = strawberry.Schema(query=Query, config=INCREMENTAL_CONFIG)
+
+
+async def incremental_answer(query: str, executor_class: type[Any]) -> list[Any]:
+    """The initial result and every subsequent one, as a client gets them."""
+    result = experimental_execute_incrementally(
+        incremental._schema,
+        parse(query),
+        executor_class=executor_class,
+        is_awaitable=optimized_is_awaitable,
+    )
+    result = await result if optimized_is_awaitable(result) else result
+    if not hasattr(result, "subsequent_results"):
+        return [result.formatted]
+    return [result.initial_result.formatted] + [
+        later.formatted async for later in result.subsequent_results
+    ]
+
+
+@pytest.mark.parametrize("kind", range(KINDS))
+async def test_deferred_and_streamed_plain_objects_answer_alike(kind: int) -> None:
+    for selection in INCREMENTAL:
+        query = _document("items", kind, [selection])
+        got = await incremental_answer(query, PlainFieldsExecutionContext)
+        expected = await incremental_answer(query, StrawberryGraphQLCoreExecutionContext)
+        assert got == expected, selection
+        assert "errors" in expected[0] or expected[0]["data"] is not None
 
 
 def test_the_plain_fields_of_favgates_schema() -> None:
