@@ -56,6 +56,7 @@ from graphql import (
     is_leaf_type,
 )
 from graphql.execution import ExecutionResult
+from graphql.execution.collect_fields import CollectedFields
 from graphql.execution.executor import collect_iterator_awaitables, invalid_return_type_error
 from graphql.pyutils import Path, gather_with_cancel, is_iterable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -83,8 +84,17 @@ class PlainObject(NamedTuple):
     object_type: GraphQLObjectType  # the object, or the list's items' object
     return_type: GraphQLOutputType  # the field's type, as declared
     non_null: bool
-    item_type: GraphQLOutputType | None  # a list's items' type (maybe non-null), else None
+    is_list: bool
+    item_type: GraphQLOutputType  # a list's items' type (maybe non-null); else the object's
     item_non_null: bool
+
+
+class ObjectPlan(NamedTuple):
+    """A plain object field in a field set: what completes its values."""
+
+    plain: PlainObject
+    details: Any  # graphql-core's field details list
+    collected: CollectedFields  # its sub-fields
 
 
 # What a plain field's value is when it turns out awaitable (or an async iterable).
@@ -174,36 +184,38 @@ def _plain_object(
 ) -> PlainObject | None:
     """An object, or a list of objects (not of lists), of a plainly checked type."""
     non_null, type_ = _unwrapped(return_type)
-    item_type, item_non_null = None, False
+    is_list = isinstance(type_, GraphQLList)
+    item_type, item_non_null = type_, False
     if isinstance(type_, GraphQLList):
         item_type = type_.of_type
         item_non_null, type_ = _unwrapped(item_type)
     if not isinstance(type_, GraphQLObjectType) or type_.name not in objects:
         return None
-    return PlainObject(attribute, type_, return_type, non_null, item_type, item_non_null)
+    return PlainObject(attribute, type_, return_type, non_null, is_list, item_type, item_non_null)
 
 
-def _streamed(plain: PlainField | None, field_details_list: Any) -> bool:
-    """Whether a list field carries ``@stream``, which graphql-core's path delivers."""
-    return isinstance(plain, PlainObject) and any(
+def _streamed(field_details_list: Any) -> bool:
+    """Whether a field carries ``@stream``, which graphql-core's path delivers."""
+    return any(
         directive.name.value == GraphQLStreamDirective.name
         for details in field_details_list
         for directive in details.node.directives or ()
     )
 
 
-def _is_null(value: Any, non_null: bool, parent_type: GraphQLObjectType, nodes: Any) -> bool:
-    """Whether a field's (or an item's) value is null, as ``complete_value`` sees it: an
-    exception is raised, a null where a non-null type is raises the null error."""
+# The values that ``complete_value`` does not complete: null, or an exception (``_nothing``).
+NOTHING = (type(None), type(Undefined), Exception)
+
+
+def _nothing(value: Any, non_null: bool, parent_type: GraphQLObjectType, nodes: Any) -> None:
+    """A field's (or an item's) null or exception, as ``complete_value`` completes it: the
+    exception raised, the null error raised where the type is non-null, else None."""
     if isinstance(value, Exception):
         raise value
-    if value is None or value is Undefined:
-        if non_null:
-            name = nodes[0].node.name.value
-            msg = f"Cannot return null for non-nullable field {parent_type}.{name}."
-            raise TypeError(msg)
-        return True
-    return False
+    if non_null:
+        name = nodes[0].node.name.value
+        msg = f"Cannot return null for non-nullable field {parent_type}.{name}."
+        raise TypeError(msg)
 
 
 class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -252,7 +264,9 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
         try:
-            for name, details, plain in self._plan(parent_type, grouped_field_set):
+            planned = self._plans.get((parent_type, id(grouped_field_set)))
+            plan = self._plan(parent_type, grouped_field_set) if planned is None else planned[1]
+            for name, details, plain in plan:
                 result = NOT_PLAIN
                 if isinstance(plain, PlainLeaf):
                     result = self._plain_leaf(parent_type, source_value, details, plain, path, name)
@@ -261,7 +275,7 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         continue
                 elif plain is not None:
                     result = self._plain_object(
-                        parent_type, source_value, details, plain, path, name, position_context
+                        parent_type, source_value, plain, path, name, position_context
                     )
                 if result is NOT_PLAIN:
                     result = super().execute_field(
@@ -285,22 +299,34 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def _plan(
         self, parent_type: GraphQLObjectType, grouped_field_set: dict[str, Any]
-    ) -> list[tuple[str, Any, PlainField | None]]:
-        """Each field of the set with its plain field (None if it is not one), once per set:
-        graphql-core collects one set for all the objects of a list."""
+    ) -> list[tuple[str, Any, PlainLeaf | ObjectPlan | None]]:
+        """Each field of the set with its plain leaf or object (None if it is neither), once
+        per set: graphql-core collects one set for all the objects of a list."""
         key = (parent_type, id(grouped_field_set))
         cached = self._plans.get(key)
         if cached is None:
-            fields, type_name = self.plain_fields, parent_type.name
+            type_name = parent_type.name
             plan = []
             for name, details in grouped_field_set.items():
-                plain = fields.get((type_name, details[0].node.name.value))
-                plan.append((name, details, None if _streamed(plain, details) else plain))
+                plain = self.plain_fields.get((type_name, details[0].node.name.value))
+                plan.append((name, details, self._planned(plain, details)))
             if len(self._plans) >= PLANS:  # per-event copies share the dict: bounded
                 self._plans.clear()
             # The set is kept with its plan, so that its id cannot be reused meanwhile.
             cached = self._plans[key] = (grouped_field_set, plan)
         return cached[1]
+
+    def _planned(
+        self, plain: PlainField | None, field_details_list: Any
+    ) -> PlainLeaf | ObjectPlan | None:
+        """A plain leaf as it is; a plain object with its sub-fields, collected now (once
+        per field set, not once per object), unless it is streamed."""
+        if not isinstance(plain, PlainObject):
+            return plain
+        if _streamed(field_details_list):
+            return None
+        collected = self.collect_subfields(plain.object_type, field_details_list)
+        return ObjectPlan(plain, field_details_list, collected)
 
     def execute_field(
         self,
@@ -337,9 +363,12 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
             result = getattr(source, plain.attribute)
             if self.is_awaitable(result):
                 return NOT_PLAIN
-            if _is_null(result, plain.non_null, parent_type, field_details_list):
-                return None
-            return self.complete_leaf_value(plain.leaf_type, result)
+            if isinstance(result, NOTHING):
+                return _nothing(result, plain.non_null, parent_type, field_details_list)
+            coerced = plain.leaf_type.coerce_output_value(result)
+            if coerced is None or coerced is Undefined:  # graphql-core's error, by its own
+                return self.complete_leaf_value(plain.leaf_type, result)
+            return coerced
         except Exception as raw_error:
             path = Path(parent_path, response_name, parent_type.name)
             self.handle_field_error(raw_error, plain.return_type, field_details_list, path)
@@ -349,50 +378,47 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self,
         parent_type: GraphQLObjectType,
         source: Any,
-        field_details_list: Any,
-        plain: PlainObject,
+        planned: ObjectPlan,
         parent_path: Path | None,
         response_name: str,
         position_context: Any,
     ) -> Any:
         """A plain object (or list) field's value, completed, maybe awaitable; None with its
         error located; ``NOT_PLAIN`` when the value is awaitable or an async iterable."""
+        plain, details = planned.plain, planned.details
         path = Path(parent_path, response_name, parent_type.name)
         try:
             value = getattr(source, plain.attribute)
-            if self.is_awaitable(value) or (
-                plain.item_type is not None and self.is_async_iterable(value)
-            ):
+            if self.is_awaitable(value) or (plain.is_list and self.is_async_iterable(value)):
                 return NOT_PLAIN
-            if _is_null(value, plain.non_null, parent_type, field_details_list):
-                return None
-            if plain.item_type is None:
-                completed = self._complete_object(
-                    plain.object_type, field_details_list, path, value, position_context
+            if isinstance(value, NOTHING):
+                return _nothing(value, plain.non_null, parent_type, details)
+            if plain.is_list:
+                completed = self._complete_items(
+                    parent_type, planned, path, value, position_context
                 )
             else:
-                completed = self._complete_items(
-                    parent_type, field_details_list, plain, path, value, position_context
+                completed = self._complete_object(
+                    plain.object_type, planned.collected, details, path, value, position_context
                 )
         except Exception as raw_error:
-            self.handle_field_error(raw_error, plain.return_type, field_details_list, path)
+            self.handle_field_error(raw_error, plain.return_type, details, path)
             return None
         if self.is_awaitable(completed):
-            return self._located(completed, plain.return_type, field_details_list, path)
+            return self._located(completed, plain.return_type, details, path)
         return completed
 
     def _complete_items(
         self,
         parent_type: GraphQLObjectType,
-        field_details_list: Any,
-        plain: PlainObject,
+        planned: ObjectPlan,
         path: Path,
         items: Iterable[Any],
         position_context: Any,
     ) -> Any:
         """``complete_iterable_value`` for a plain list of objects, with the same errors."""
         if not is_iterable(items):
-            name = field_details_list[0].node.name.value
+            name = planned.details[0].node.name.value
             msg = f"Expected Iterable, but did not find one for field '{parent_type}.{name}'."
             raise GraphQLError(msg)
         is_awaitable = self.is_awaitable
@@ -404,12 +430,10 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 item_path = Path(path, index, None)
                 if is_awaitable(item):
                     value = self._awaited_item(
-                        parent_type, field_details_list, plain, item_path, item, position_context
+                        parent_type, planned, item_path, item, position_context
                     )
                 else:
-                    value = self._list_item(
-                        parent_type, field_details_list, plain, item_path, item, position_context
-                    )
+                    value = self._list_item(parent_type, planned, item_path, item, position_context)
                 completed.append(value)
                 if is_awaitable(value):
                     awaitable_indices.append(index)
@@ -426,49 +450,47 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def _list_item(
         self,
         parent_type: GraphQLObjectType,
-        field_details_list: Any,
-        plain: PlainObject,
+        planned: ObjectPlan,
         item_path: Path,
         item: Any,
         position_context: Any,
     ) -> Any:
         """``complete_list_item_value``: an item completed, maybe awaitable; None with its
         error located (raised on, if the items are non-null)."""
-        item_type = cast(GraphQLOutputType, plain.item_type)
+        plain, details = planned.plain, planned.details
         try:
-            if _is_null(item, plain.item_non_null, parent_type, field_details_list):
-                return None
+            if isinstance(item, NOTHING):
+                return _nothing(item, plain.item_non_null, parent_type, details)
             completed = self._complete_object(
-                plain.object_type, field_details_list, item_path, item, position_context
+                plain.object_type, planned.collected, details, item_path, item, position_context
             )
         except Exception as raw_error:
-            self.handle_field_error(raw_error, item_type, field_details_list, item_path)
+            self.handle_field_error(raw_error, plain.item_type, details, item_path)
             return None
         if self.is_awaitable(completed):
-            return self._located(completed, item_type, field_details_list, item_path)
+            return self._located(completed, plain.item_type, details, item_path)
         return completed
 
     async def _awaited_item(
         self,
         parent_type: GraphQLObjectType,
-        field_details_list: Any,
-        plain: PlainObject,
+        planned: ObjectPlan,
         item_path: Path,
         item: Any,
         position_context: Any,
     ) -> Any:
         """``complete_awaitable_list_item_value``: an awaitable item, awaited, completed."""
-        item_type = cast(GraphQLOutputType, plain.item_type)
+        plain, details = planned.plain, planned.details
         try:
             value = await self.with_abort_signal(item)
-            if _is_null(value, plain.item_non_null, parent_type, field_details_list):
-                return None
+            if isinstance(value, NOTHING):
+                return _nothing(value, plain.item_non_null, parent_type, details)
             completed = self._complete_object(
-                plain.object_type, field_details_list, item_path, value, position_context
+                plain.object_type, planned.collected, details, item_path, value, position_context
             )
             return await completed if self.is_awaitable(completed) else completed
         except Exception as raw_error:
-            self.handle_field_error(raw_error, item_type, field_details_list, item_path)
+            self.handle_field_error(raw_error, plain.item_type, details, item_path)
             return None
 
     async def _located(
@@ -495,16 +517,15 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         """graphql-core's ``complete_value``; an object of a plainly checked type (that a
-        resolver returned: ``Favorite.message``) completed straight."""
+        resolver returned, or an awaitable) completed straight."""
         if (
             isinstance(return_type, GraphQLObjectType)
             and return_type.name in self.plain_objects
-            and result is not None
-            and result is not Undefined
-            and not isinstance(result, Exception)
+            and not isinstance(result, NOTHING)
         ):
+            collected = self.collect_subfields(return_type, field_details_list)
             return self._complete_object(
-                return_type, field_details_list, path, result, position_context, info
+                return_type, collected, field_details_list, path, result, position_context, info
             )
         return super().complete_value(
             return_type, field_details_list, info, path, result, position_context
@@ -513,20 +534,19 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def _complete_object(
         self,
         object_type: GraphQLObjectType,
+        collected: CollectedFields,
         field_details_list: Any,
         path: Path,
         value: Any,
         position_context: Any,
         info: ResolveInfo | None = None,
     ) -> Any:
-        """``complete_object_value`` for a plainly checked type: its check, then its
-        sub-fields (collected once: graphql-core memoizes them by field list) executed."""
+        """``complete_object_value`` for a plainly checked type: its check (Strawberry's own
+        reads no info: a plain field has none), then its sub-fields executed."""
         check = object_type.is_type_of
-        if check is not None and not check(value, cast(ResolveInfo, info)):
+        if check is not None and not check(value, info):  # type: ignore[arg-type]
             raise invalid_return_type_error(object_type, value, field_details_list)
-        grouped_field_set, new_defer_usages, _ = self.collect_subfields(
-            object_type, field_details_list
-        )
+        grouped_field_set, new_defer_usages, _ = collected
         if new_defer_usages or position_context is not None:
             return self.execute_collected_subfields(
                 object_type, value, path, grouped_field_set, new_defer_usages, position_context
