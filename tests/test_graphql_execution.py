@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from typing import Any
+from typing import Any, NewType
 
 import pytest
 import strawberry
@@ -26,6 +26,10 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from favgate.schema import build_schema, execution
 from favgate.schema.execution import PlainFieldsExecutionContext, PlainObject, plain_schema
 from favgate.schema.limits import SuggestionFreeExecutionContext
+
+# A scalar whose coercion gives null for an empty string: graphql-core's error.
+Blank = NewType("Blank", str)
+BLANK = strawberry.scalar(name="Blank", serialize=lambda v: v or None, parse_value=str)
 
 
 @strawberry.enum
@@ -97,6 +101,7 @@ class Item:
     maybe: int | None
     color: Color
     colors: list[Color]
+    blank: Blank | None
     part: Part
     maybe_part: Part | None
     parts: list[Part]
@@ -157,6 +162,7 @@ def _item(kind: int, index: int) -> Item:
         "maybe": None if index % 2 else index,
         "color": Color.RED,
         "colors": [Color.RED, Color.BLUE],
+        "blank": "not blank",
         "part": part,
         "maybe_part": None if index % 2 else part,
         "parts": [part, _part(index + 1)],
@@ -191,7 +197,7 @@ def _broken(kind: int, part: Part) -> dict[str, Any]:
         {"color": "GREEN"},
         {"maybe": ValueError("an exception as a value")},
         {"name": _later("awaited")},
-        {"maybe": 1.5},
+        {"maybe": 1.5, "blank": ""},  # nullable: their errors kept beside
         {"colors": [Color.RED, None]},
         {"part": None, "maybe_part": ValueError("an object that is an exception")},
         {"part": _later(part), "maybe_part": _later(None), "tagged": _Failing()},
@@ -236,11 +242,14 @@ async def _items_later(part: Part) -> Any:
 
 
 KINDS = 25
-plain = strawberry.Schema(query=Query, execution_context_class=PlainFieldsExecutionContext)
-stock = strawberry.Schema(
-    query=Query, execution_context_class=StrawberryGraphQLCoreExecutionContext
+CONFIG = StrawberryConfig(scalar_map={Blank: BLANK})
+plain = strawberry.Schema(
+    query=Query, execution_context_class=PlainFieldsExecutionContext, config=CONFIG
 )
-FIELDS = ["name", "count", "maybe", "color", "colors", "computed", "__typename"]
+stock = strawberry.Schema(
+    query=Query, execution_context_class=StrawberryGraphQLCoreExecutionContext, config=CONFIG
+)
+FIELDS = ["name", "count", "maybe", "color", "colors", "blank", "computed", "__typename"]
 # Plain objects and lists of them (of each nullability), nested, spread, skipped.
 OBJECTS = [
     "part { label size }",
@@ -349,7 +358,9 @@ INCREMENTAL = [
     "maybeParts @stream(initialCount: 1, if: false) { label }",
     "taggeds @stream(initialCount: 1) { label ... @defer { sub { label } } }",
 ]
-INCREMENTAL_CONFIG = StrawberryConfig(enable_experimental_incremental_execution=True)
+INCREMENTAL_CONFIG = StrawberryConfig(
+    scalar_map={Blank: BLANK}, enable_experimental_incremental_execution=True
+)
 incremental = strawberry.Schema(query=Query, config=INCREMENTAL_CONFIG)
 
 
