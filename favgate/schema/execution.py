@@ -203,6 +203,10 @@ def _streamed(field_details_list: Any) -> bool:
     )
 
 
+# Values of these exact types are never awaitable: the (Python) check is spared for them,
+# which would be most of a page's calls of it (its strings, and the dicts of its objects).
+SYNC_TYPES = frozenset({str, int, float, bool, type(None), dict, list})
+
 # The values that ``complete_value`` does not complete: null, or an exception (``_nothing``).
 NOTHING = (type(None), type(Undefined), Exception)
 
@@ -287,7 +291,7 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     )
                 if result is not Undefined:
                     results[name] = result
-                    if is_awaitable(result):
+                    if type(result) not in SYNC_TYPES and is_awaitable(result):
                         awaitable_fields.append(name)
         except Exception:
             if awaitable_fields:  # the siblings started are settled, as graphql-core does
@@ -361,7 +365,7 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         only then); ``NOT_PLAIN`` when the value is awaitable: the usual path awaits it."""
         try:
             result = getattr(source, plain.attribute)
-            if self.is_awaitable(result):
+            if type(result) not in SYNC_TYPES and self.is_awaitable(result):
                 return NOT_PLAIN
             if isinstance(result, NOTHING):
                 return _nothing(result, plain.non_null, parent_type, field_details_list)
@@ -404,7 +408,7 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         except Exception as raw_error:
             self.handle_field_error(raw_error, plain.return_type, details, path)
             return None
-        if self.is_awaitable(completed):
+        if type(completed) not in SYNC_TYPES and self.is_awaitable(completed):
             return self._located(completed, plain.return_type, details, path)
         return completed
 
@@ -435,7 +439,7 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 else:
                     value = self._list_item(parent_type, planned, item_path, item, position_context)
                 completed.append(value)
-                if is_awaitable(value):
+                if type(value) not in SYNC_TYPES and is_awaitable(value):
                     awaitable_indices.append(index)
         except Exception:  # the items started are settled, as graphql-core does
             pending = [completed[index] for index in awaitable_indices]
@@ -467,7 +471,7 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         except Exception as raw_error:
             self.handle_field_error(raw_error, plain.item_type, details, item_path)
             return None
-        if self.is_awaitable(completed):
+        if type(completed) not in SYNC_TYPES and self.is_awaitable(completed):
             return self._located(completed, plain.item_type, details, item_path)
         return completed
 
