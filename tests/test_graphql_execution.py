@@ -109,6 +109,7 @@ class Item:
     strict_parts: list[Part] | None
     loose_parts: list[Part | None]
     tagged: Tagged | None
+    labelled: Labelled | None  # an interface: graphql-core's path
     taggeds: list[Tagged | None]
     checked: Checked | None
     slow: Slow | None
@@ -170,6 +171,7 @@ def _item(kind: int, index: int) -> Item:
         "strict_parts": [part],
         "loose_parts": [None, part],
         "tagged": Tagged(label=f"tagged {index}", sub=part),
+        "labelled": Tagged(label=f"labelled {index}", sub=None),
         "taggeds": [Tagged(label="tagged", sub=None), None],
         "checked": Checked(label=f"checked {index}"),
         "slow": Slow(label=f"slow {index}"),
@@ -203,14 +205,16 @@ def _broken(kind: int, part: Part) -> dict[str, Any]:
         {"part": _later(part), "maybe_part": _later(None), "tagged": _Failing()},
         {"part": 5, "maybe_part": "a string"},  # no fields to read on them
         {"part": Part(label="p", size=1, sub=ValueError("nested")), "maybe_part": part},
-        {"tagged": part, "taggeds": [part, None], "checked": part, "slow": part},  # refused
+        {"tagged": part, "taggeds": [part], "labelled": part, "checked": part},  # refused
+        {"slow": part},  # refused, awaited
         {"tagged": Tagged(label="t", sub=_later(ValueError("awaited"))), "checked": None},
         lambda: [part, None, part],
         lambda: [part, ValueError("an item that is an exception")],
         lambda: 5,
         lambda: "not a list",
+        lambda: {"a mapping": part},
         lambda: _failing_midway(part),
-        lambda: [_later(part), part, _later(None)],
+        lambda: [_later(part), part, _later(None), _later(ValueError("an awaited item"))],
         lambda: [_Failing(), part],
         lambda: _later([part, None]),
         lambda: _items_later(part),
@@ -241,7 +245,7 @@ async def _items_later(part: Part) -> Any:
     yield None
 
 
-KINDS = 25
+KINDS = 27
 CONFIG = StrawberryConfig(scalar_map={Blank: BLANK})
 plain = strawberry.Schema(
     query=Query, execution_context_class=PlainFieldsExecutionContext, config=CONFIG
@@ -259,6 +263,7 @@ OBJECTS = [
     "strictParts { ...PartBits }",
     "looseParts { ... on Part { label } size @skip(if: true) sub @include(if: true) { label } }",
     "tagged { label sub { label } }",
+    "labelled { label ... on Tagged { sub { label } } }",
     "taggeds { label __typename }",
     "checked { label }",
     "part { label } part { size sub { label } }",
