@@ -268,6 +268,7 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
         try:
+            # The plan's lookup, inline: this runs once per object of the answer.
             planned = self._plans.get((parent_type, id(grouped_field_set)))
             plan = self._plan(parent_type, grouped_field_set) if planned is None else planned[1]
             for name, details, plain in plan:
