@@ -48,7 +48,7 @@ class MobileRule:
 
     def other_form(self, digits: str) -> str | None:
         """The other spelling of ``digits`` when it is one of this rule's mobiles."""
-        if not digits.startswith(self.country):  # most numbers: no pattern needs a look
+        if not digits.startswith(self.country):  # both patterns start with it: no match
             return None
         if short := self._short.fullmatch(digits):
             return f"{self.country}{short[1]}{self.extra}{short[2]}"
