@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +35,7 @@ GRAPHQL_PATH = "/graphql"
 REST_PREFIX = "/api/chat/favorite"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+_ACCEPT = frozenset({b"accept"})
 
 
 class Api(enum.Enum):
@@ -57,6 +57,18 @@ class Api(enum.Enum):
         if path.startswith(REST_PREFIX + "/") and "/" not in path[len(REST_PREFIX) + 1 :]:
             return cls.REST
         return None
+
+
+def header_fields(scope: Scope, names: Collection[bytes]) -> dict[str, str]:
+    """The request's header fields among ``names`` (in lower case, as ASGI names them),
+    each its first value, as Starlette's ``Headers.get`` reads them; in one pass, without
+    the copy of the header list and the encoding of each name asked for that a
+    ``Headers`` makes on every request."""
+    fields: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name in names:
+            fields.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return fields
 
 
 def refusal(api: Api | None, error: FavgateError, scope: Scope) -> Response:
@@ -118,7 +130,7 @@ def graphql_response(
 def media_type(scope: Scope) -> str:
     """The response's media type, from ``Accept``: GraphQL's own when the client lists
     it, else JSON (also for a missing ``Accept``, ``*/*`` or anything else)."""
-    accept = Headers(scope=scope).get("accept", "")
+    accept = header_fields(scope, _ACCEPT).get("accept", "")
     for media_range in accept.split(","):
         essence, _, parameters = media_range.partition(";")
         if essence.strip().lower() == GRAPHQL_RESPONSE and not _refused(parameters):

@@ -16,13 +16,13 @@ Refusals take the shape of the request's API (``favgate.apis``), with the same H
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from favgate.apis import Api, refusal
+from favgate.apis import Api, header_fields, refusal
 from favgate.errors import FavgateError, PayloadTooLarge, UnsupportedMediaType
 
 JSON = "application/json"
+_CHECKED = frozenset({b"content-type", b"content-length"})
 
 
 class BodyLimitMiddleware:
@@ -46,7 +46,7 @@ class BodyLimitMiddleware:
 
 def check_headers(scope: Scope, max_body_bytes: int) -> None:
     """The checks the headers alone decide: media type first, then declared length."""
-    headers = Headers(scope=scope)
+    headers = header_fields(scope, _CHECKED)
     if reads_json(scope) and not is_json(headers.get("content-type")):
         raise UnsupportedMediaType()
     length = headers.get("content-length", "")

@@ -67,10 +67,30 @@ class LruCache(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         if self._ttl == 0:
             return  # caching is off: storing would only cost memory
-        self._entries[key] = (self._clock() + self._ttl, value)
+        now = self._clock()
+        self._entries[key] = (now + self._ttl, value)
         self._entries.move_to_end(key)
+        self._drop_expired(now)
         if len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
+
+    def _drop_expired(self, now: float) -> None:
+        """Drop the least recently used entries while they have expired.
+
+        Without it, keys asked for once (a new chat each request) would stay until
+        ``max_entries`` of them pushed each other out: tens of thousands of dead values
+        that every full garbage collection walks, in a process that otherwise holds a
+        few hundred live ones. An expired entry behind a live one goes when it reaches
+        the front, or when it is asked for.
+        """
+        if self._ttl == math.inf:
+            return
+        entries = self._entries
+        while entries:
+            oldest = next(iter(entries))
+            if entries[oldest][0] > now:
+                return
+            del entries[oldest]
 
     def discard(self, key: K) -> None:
         self._entries.pop(key, None)

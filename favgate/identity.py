@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from favgate.apis import Api, public_refusal
+from favgate.apis import Api, header_fields, public_refusal
 from favgate.auth import MAX_TOKEN_LENGTH, hash_token, token_from_headers
 from favgate.ratelimit import Budget, Limiter
 from favgate.storage import Caller, Storage
@@ -48,9 +47,12 @@ def identity_of(connection: HTTPConnection) -> Identity:
     return identity
 
 
-def token_key(headers: Headers) -> str | None:
+_TOKEN_FIELDS = frozenset({b"token", b"authorization"})
+
+
+def token_key(scope: Scope) -> str | None:
     """The key of a request's token: its hash. None without a plausible token."""
-    token = token_from_headers(headers)
+    token = token_from_headers(header_fields(scope, _TOKEN_FIELDS))
     if token is None or len(token) > MAX_TOKEN_LENGTH:
         return None
     return hash_token(token)
@@ -85,7 +87,7 @@ class IdentityMiddleware:
         state = scope["state"]
         storage: Storage = state["storage"]
         limiter: Limiter = state["limiter"]
-        key = token_key(Headers(scope=scope))
+        key = token_key(scope)
         caller = None if key is None else await storage.directory.find_caller(key)
         if caller is None:
             return Identity(None, Budget(limiter, client_key(scope)))

@@ -231,12 +231,26 @@ def count_refused(code: str) -> None:
 
 
 def _count(operation_type: str, name: str | None, outcome: str) -> None:
-    GRAPHQL_OPERATIONS.labels(operation_type, operation_name_label(name), outcome).inc()
+    _operation_series(operation_type, operation_name_label(name), outcome).inc()
     if outcome == "SERVICE_UNAVAILABLE":
         DATABASE_ERRORS.labels("graphql").inc()
     exchange = _exchange.get()
     if outcome == "RATE_LIMITED" and exchange is not None:
         exchange.rate_limited = True  # counted once, by the middleware
+
+
+# As for the HTTP series: each child looked up once. Their labels are bounded already
+# (``operation_name_label``, ``_CODE``), so this holds no more than the registry does.
+_operations: dict[tuple[str, str, str], Counter] = {}
+
+
+def _operation_series(operation_type: str, name: str, outcome: str) -> Counter:
+    key = (operation_type, name, outcome)
+    series = _operations.get(key)
+    if series is None:
+        series = GRAPHQL_OPERATIONS.labels(operation_type, name, outcome)
+        _operations[key] = series
+    return series
 
 
 def _operation_type(context: ExecutionContext) -> str:

@@ -42,6 +42,31 @@ def test_a_stored_value_is_returned_until_its_ttl() -> None:
     assert len(cache) == 0  # an expired entry is dropped when found
 
 
+def test_expired_entries_do_not_pile_up() -> None:
+    """A key stored once and never asked for again (a new chat each request) is dropped
+    once it has expired, as later keys come in: the cache holds what is live, not
+    ``max_entries`` of expired values for the garbage collector to walk."""
+    clock = Clock()
+    cache: LruCache[int, int] = LruCache(1000, ttl=1.0, clock=clock)
+    for key in range(500):
+        cache.put(key, key)
+        clock.now += 0.01  # 100 keys a second: those of the last second are live
+    assert 100 <= len(cache) <= 101
+    assert cache.get(499) == 499 and cache.get(0) is MISS
+
+
+def test_an_expired_entry_goes_whenever_it_was_last_used() -> None:
+    clock = Clock()
+    cache: LruCache[str, int] = LruCache(10, ttl=1.0, clock=clock)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    clock.now += 0.5
+    assert cache.get("a") == 1  # now the most recently used, still due at 101.0
+    clock.now += 0.6
+    cache.put("c", 3)
+    assert (len(cache), cache.get("a"), cache.get("b"), cache.get("c")) == (1, MISS, MISS, 3)
+
+
 def test_none_is_a_value_not_a_miss() -> None:
     cache: LruCache[str, int | None] = LruCache(10, ttl=1.0)
     cache.put("unknown", None)

@@ -174,6 +174,21 @@ async def test_json_with_parameters_is_accepted(
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("api", ["rest", "graphql"])
+async def test_a_repeated_content_type_counts_by_its_first_value(
+    client: httpx.AsyncClient, tenants: Tenants, api: str
+) -> None:
+    body = json.dumps(CHAT if api == "rest" else TYPENAME).encode()
+    path = REST if api == "rest" else "/graphql"
+    for types, status in (
+        (("application/json", "text/plain"), 200),
+        (("text/plain", "application/json"), 415),
+    ):
+        headers = [("token", tenants.main_token), *(("Content-Type", t) for t in types)]
+        response = await client.post(path, content=body, headers=headers)
+        assert response.status_code == status, response.text
+
+
 async def test_graphql_multipart_uploads_are_refused(
     client: httpx.AsyncClient, tenants: Tenants
 ) -> None:

@@ -294,6 +294,20 @@ async def test_token_headers(
     assert_ok(await post(client, "main", CHAT_BODY, None, headers), CHAT_OK)
 
 
+@pytest.mark.parametrize("first", ["token", "Authorization"])
+async def test_a_repeated_token_field_counts_by_its_first_value(
+    client: httpx.AsyncClient, tenants: Tenants, storage: Storage, first: str
+) -> None:
+    """As Starlette's ``Headers.get`` reads a field: its first value, whatever follows."""
+    url = "/api/chat/favorite/main"
+    good, bad = tenants.main_token, "not-a-token"
+    for values, status in (((good, bad), 200), ((bad, good), 401)):
+        headers = [("Content-Type", "application/json"), *((first, value) for value in values)]
+        response = await client.post(url, json=CHAT_BODY, headers=headers)
+        assert response.status_code == status, response.text
+    assert await favorites(storage) == 1
+
+
 async def test_account_token_reaches_all_its_instances(
     client: httpx.AsyncClient, tenants: Tenants
 ) -> None:

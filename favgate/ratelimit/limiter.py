@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -91,7 +92,13 @@ class Decision:
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """``headers()`` as an ASGI message carries them."""
-        return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
+        return [(_raw_name(name), value.encode()) for name, value in self.headers().items()]
+
+
+@functools.cache
+def _raw_name(name: str) -> bytes:
+    """A field's name as an ASGI message carries it: encoded once, not on every response."""
+    return name.lower().encode()
 
 
 def decide(

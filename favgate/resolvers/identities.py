@@ -48,6 +48,8 @@ class MobileRule:
 
     def other_form(self, digits: str) -> str | None:
         """The other spelling of ``digits`` when it is one of this rule's mobiles."""
+        if not digits.startswith(self.country):  # both patterns start with it: no match
+            return None
         if short := self._short.fullmatch(digits):
             return f"{self.country}{short[1]}{self.extra}{short[2]}"
         if long := self._long.fullmatch(digits):
