@@ -147,6 +147,7 @@ FRESH_PER_EXECUTOR = {
     "_initial_execution_plans",
     "_deferred_execution_plans",
     "_plans",
+    "_shared",  # the plan's executions share their collections (tests/test_collections.py)
 }
 
 

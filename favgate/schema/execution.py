@@ -42,6 +42,8 @@ from typing import Any, NamedTuple, TypeVar, cast
 from weakref import WeakKeyDictionary
 
 from graphql import (
+    DirectiveNode,
+    FragmentDefinitionNode,
     GraphQLError,
     GraphQLField,
     GraphQLLeafType,
@@ -52,24 +54,37 @@ from graphql import (
     GraphQLResolveInfo,
     GraphQLSchema,
     GraphQLStreamDirective,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
     Undefined,
+    VariableNode,
     is_leaf_type,
 )
 from graphql.execution import ExecutionResult
-from graphql.execution.collect_fields import CollectedFields
-from graphql.execution.executor import collect_iterator_awaitables, invalid_return_type_error
+from graphql.execution.collect_fields import CollectedFields, collect_fields
+from graphql.execution.executor import (
+    SELECTIONS_NESTED_TOO_DEEPLY,
+    collect_iterator_awaitables,
+    invalid_return_type_error,
+)
+from graphql.execution.values import VariableValues
 from graphql.pyutils import Path, gather_with_cancel, is_iterable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 
-__all__ = ["PlainFieldsExecutionContext", "SharedEvent", "SharedEvents"]
+__all__ = ["OperationWork", "PlainFieldsExecutionContext", "SharedEvent", "SharedEvents"]
 
 # Events x documents whose results are kept: the recent changes of every document in use.
 SHARED_EVENTS = 256
 # Field sets whose plan an execution keeps: a document's object selections, and more.
 PLANS = 64
+# Sub-field collections an operation's executions keep (by object type and field group).
+SUB_FIELDS = 256
+# Values of the variables of an operation's directives whose collections are kept.
+COLLECTIONS = 8
 
 
 class PlainLeaf(NamedTuple):
@@ -222,6 +237,83 @@ def _nothing(value: Any, non_null: bool, parent_type: GraphQLObjectType, nodes: 
         raise TypeError(msg)
 
 
+class Collections:
+    """The field collections of one operation for one set of its directives' values:
+    the root fields, and the sub-fields graphql-core memoizes by field group (kept across
+    requests, the groups are the same lists each time), with the plans of their sets."""
+
+    __slots__ = ("plans", "root", "sub_fields")
+
+    def __init__(self) -> None:
+        self.root: CollectedFields | None = None
+        self.sub_fields: dict[tuple[GraphQLObjectType, int], tuple[Any, CollectedFields]] = {}
+        self.plans: dict[tuple[GraphQLObjectType, int], tuple[Any, Any]] = {}
+
+
+class OperationWork:
+    """What the executions of one operation share, for one executor class: held by the
+    operation's plan (``favgate.schema.plan``), so that it goes with its document.
+
+    Field collection reads the variables only through the directives of selections
+    (``@skip``, ``@include``, ``@defer``): collections are kept by those variables'
+    values. A document whose fragments define variables of their own shares nothing.
+    """
+
+    __slots__ = ("_collections", "directive_variables")
+
+    def __init__(
+        self, operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]
+    ) -> None:
+        self.directive_variables = _directive_variables(operation, fragments)
+        self._collections: dict[tuple[Any, ...], Collections] = {}
+
+    def collections(self, variables: VariableValues) -> Collections | None:
+        """The collections for these variables' values; None when they are not shared."""
+        if self.directive_variables is None:
+            return None
+        coerced = variables.coerced
+        key = tuple(coerced.get(name, Undefined) for name in self.directive_variables)
+        if not all(type(value) in _KEYS for value in key):  # only what directives take
+            return None
+        found = self._collections.get(key)
+        if found is None:
+            if len(self._collections) >= COLLECTIONS:
+                self._collections.clear()
+            found = self._collections[key] = Collections()
+        return found
+
+
+# The values a directive's variable may hold (a Boolean, a String), or none.
+_KEYS = frozenset({bool, str, type(None), type(Undefined)})
+
+
+def _directive_variables(
+    operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]
+) -> tuple[str, ...] | None:
+    """The variables the directives of the operation's selections read, sorted; None if a
+    fragment defines variables (its fields' arguments then vary by spread)."""
+    sets: list[SelectionSetNode] = [operation.selection_set]
+    for fragment in fragments:
+        if fragment.variable_definitions:
+            return None
+        sets.append(fragment.selection_set)
+    names: set[str] = set()
+    while sets:
+        for selection in sets.pop().selections:
+            names.update(_variables(selection.directives or ()))
+            selection_set = getattr(selection, "selection_set", None)  # a spread has none
+            if selection_set is not None:
+                sets.append(selection_set)
+    return tuple(sorted(names))
+
+
+def _variables(directives: Iterable[DirectiveNode]) -> Iterator[str]:
+    for directive in directives:
+        for argument in directive.arguments or ():
+            if isinstance(argument.value, VariableNode):
+                yield argument.value.name.value
+
+
 class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context, plain fields resolved without the detour."""
 
@@ -237,6 +329,97 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
     # attribute, so that a test can run the plain path beside it).
     share_events = True
     _variables_key: str | None = None
+
+    # The collections this execution shares with the others of its operation, if any.
+    _shared: Collections | None = None
+
+    def share(self, work: OperationWork) -> None:
+        """Collect fields as the other executions of this operation (and these directives'
+        variables) did, or for them: the collections and their plans are ``work``'s."""
+        shared = work.collections(self.variable_values)
+        if shared is None or (self.middleware_manager and self.middleware_manager.middlewares):
+            return  # plans under middleware have no plain fields: not shared
+        self._shared = shared
+        self._relevant_sub_fields = shared.sub_fields
+        self._plans = shared.plans
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        """graphql-core's ``execute_operation``, its root fields collected once when they
+        are shared (``_collect_root``)."""
+        abort_signal = self.abort_signal
+        if abort_signal is not None and abort_signal.aborted:
+            self.run_async_work_finished_hook()
+            raise self.abort_error()
+        try:
+            operation_type = self.operation.operation
+            root_type = self.schema.get_root_type(operation_type)
+            if root_type is None:
+                msg = f"Schema is not configured to execute {operation_type.value} operation."
+                raise GraphQLError(msg, self.operation)
+            grouped_field_set, new_defer_usages, _ = self._collect_root(root_type)
+            result = self.execute_collected_root_fields(
+                root_type,
+                self.root_value,
+                grouped_field_set,
+                operation_type == OperationType.MUTATION if serially is None else serially,
+                new_defer_usages,
+            )
+            if self.is_awaitable(result):
+                response = self._response(result)
+                if abort_signal is None:
+                    return response
+                return self.with_aborted_execution_error(response)
+        except GraphQLError as error:
+            self.collected_errors.add(error, None)
+            return self.finish(self.build_response(None))
+        return self.finish(self.build_response(cast(dict[str, Any], result)))
+
+    def _collect_root(self, root_type: GraphQLObjectType) -> CollectedFields:
+        """The operation's root fields, collected as graphql-core does; once for all the
+        executions that share them."""
+        shared = self._shared
+        if shared is not None and shared.root is not None:
+            return shared.root
+        try:
+            collected = collect_fields(
+                self.schema,
+                self.fragments,
+                self.variable_values,
+                root_type,
+                self.operation,
+                self.hide_suggestions,
+            )
+        except RecursionError:
+            collected = None
+        # Raised outside the block above, or the error would keep the recursion's frames.
+        if collected is None:
+            raise GraphQLError(SELECTIONS_NESTED_TOO_DEEPLY, self.operation)
+        if shared is not None:
+            shared.root = collected
+        return collected
+
+    async def _response(self, result: Any) -> Any:
+        """An awaitable root's response, as graphql-core's ``execute_operation`` builds it."""
+        try:
+            data = await result
+        except GraphQLError as error:
+            self.collected_errors.add(error, None)
+            return self.build_response(None)
+        except Exception:
+            await self.cancel_incremental_work()
+            self.run_async_work_finished_hook()
+            raise
+        return self.build_response(data)
+
+    def collect_subfields(
+        self, return_type: GraphQLObjectType, field_details_list: Any
+    ) -> CollectedFields:
+        """graphql-core's memoized ``collect_subfields``, its memo bounded: shared, it
+        would keep the groups a request makes of its own (a ``@stream``'s)."""
+        memo = self._relevant_sub_fields
+        if len(memo) >= SUB_FIELDS and (return_type, id(field_details_list)) not in memo:
+            memo.clear()
+        return super().collect_subfields(return_type, field_details_list)
 
     def build_per_event_executor(self, payload: Any) -> Any:
         key = getattr(payload, "shared_event_key", None) if self.share_events else None
