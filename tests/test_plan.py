@@ -147,7 +147,8 @@ FRESH_PER_EXECUTOR = {
     "_initial_execution_plans",
     "_deferred_execution_plans",
     "_plans",
-    "_shared",  # the plan's executions share their collections (tests/test_collections.py)
+    "_shared",  # what the plan's executions share (tests/test_shared_work.py)
+    "_arguments",
 }
 
 

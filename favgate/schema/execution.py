@@ -38,12 +38,16 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Iterator
+from enum import Enum
 from typing import Any, NamedTuple, TypeVar, cast
 from weakref import WeakKeyDictionary
 
 from graphql import (
+    ArgumentNode,
     DirectiveNode,
+    FieldNode,
     FragmentDefinitionNode,
+    GraphQLArgument,
     GraphQLError,
     GraphQLField,
     GraphQLLeafType,
@@ -54,10 +58,13 @@ from graphql import (
     GraphQLResolveInfo,
     GraphQLSchema,
     GraphQLStreamDirective,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
     Undefined,
+    ValueNode,
     VariableNode,
     is_leaf_type,
 )
@@ -68,7 +75,7 @@ from graphql.execution.executor import (
     collect_iterator_awaitables,
     invalid_return_type_error,
 )
-from graphql.execution.values import VariableValues
+from graphql.execution.values import VariableValues, coerce_argument, get_argument_values
 from graphql.pyutils import Path, gather_with_cancel, is_iterable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -259,13 +266,15 @@ class OperationWork:
     values. A document whose fragments define variables of their own shares nothing.
     """
 
-    __slots__ = ("_collections", "directive_variables")
+    __slots__ = ("_collections", "arguments", "directive_variables")
 
     def __init__(
         self, operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]
     ) -> None:
         self.directive_variables = _directive_variables(operation, fragments)
         self._collections: dict[tuple[Any, ...], Collections] = {}
+        # A field's arguments, by (field definition, field node) ids: ``ArgumentSteps``.
+        self.arguments: dict[tuple[int, int], ArgumentSteps] = {}
 
     def collections(self, variables: VariableValues) -> Collections | None:
         """The collections for these variables' values; None when they are not shared."""
@@ -314,6 +323,66 @@ def _variables(directives: Iterable[DirectiveNode]) -> Iterator[str]:
                 yield argument.value.name.value
 
 
+# An argument whose value a request decides (a variable in it): coerced per request.
+PER_REQUEST = object()
+# The coerced literals kept across requests: values no resolver can change in place.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+
+
+# (output name, coerced value or PER_REQUEST or Undefined, name, definition, node)
+ArgumentStep = tuple[str, Any, str, GraphQLArgument, ArgumentNode | None]
+
+
+class ArgumentSteps(NamedTuple):
+    """How a field node's arguments are coerced: each one's literal value, coerced once
+    (``Undefined``: left out), or ``PER_REQUEST`` with what ``coerce_argument`` takes."""
+
+    field: GraphQLField  # the objects of the key's ids, kept alive with it
+    node: FieldNode
+    steps: tuple[ArgumentStep, ...] | None  # None: graphql-core's way, per request
+
+
+def argument_steps(field: GraphQLField, node: FieldNode) -> ArgumentSteps:
+    """``field``'s arguments at ``node``: each literal one coerced now, as graphql-core's
+    ``get_argument_values`` does, unless its value could be changed in place (a list, an
+    input object: coerced per request); no steps if one fails (raised per request)."""
+    given = {argument.name.value: argument for argument in node.arguments or ()}
+    steps: list[ArgumentStep] = []
+    for name, definition in field.args.items():
+        argument = given.get(name)
+        out_name = definition.out_name or name
+        if argument is not None and _has_variable(argument.value):
+            steps.append((out_name, PER_REQUEST, name, definition, argument))
+            continue
+        coerced: dict[str, Any] = {}
+        try:
+            coerce_argument(coerced, node, name, definition, argument, None, None)
+        except GraphQLError:
+            return ArgumentSteps(field, node, None)
+        value = coerced.get(out_name, Undefined)
+        if value is not Undefined and not _immutable(value):
+            value = PER_REQUEST
+        steps.append((out_name, value, name, definition, argument))
+    return ArgumentSteps(field, node, tuple(steps))
+
+
+def _has_variable(value: ValueNode) -> bool:
+    nodes: list[ValueNode] = [value]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, VariableNode):
+            return True
+        if isinstance(node, ListValueNode):
+            nodes.extend(node.values)
+        elif isinstance(node, ObjectValueNode):
+            nodes.extend(field.value for field in node.fields)
+    return False
+
+
+def _immutable(value: object) -> bool:
+    return type(value) in _IMMUTABLE or isinstance(value, Enum)
+
+
 class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context, plain fields resolved without the detour."""
 
@@ -330,8 +399,10 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
     share_events = True
     _variables_key: str | None = None
 
-    # The collections this execution shares with the others of its operation, if any.
+    # The collections this execution shares with the others of its operation, if any,
+    # and its fields' arguments (``ArgumentSteps``).
     _shared: Collections | None = None
+    _arguments: dict[tuple[int, int], ArgumentSteps] | None = None
 
     def share(self, work: OperationWork) -> None:
         """Collect fields as the other executions of this operation (and these directives'
@@ -342,6 +413,7 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._shared = shared
         self._relevant_sub_fields = shared.sub_fields
         self._plans = shared.plans
+        self._arguments = work.arguments
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         """graphql-core's ``execute_operation``, its root fields collected once when they
@@ -466,7 +538,7 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         parent_type, source_value, plain, path, name, position_context
                     )
                 if result is NOT_PLAIN:
-                    result = super().execute_field(
+                    result = self._execute_field(
                         parent_type,
                         source_value,
                         details,
@@ -532,9 +604,84 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
             )
             if result is not NOT_PLAIN:
                 return result
-        return super().execute_field(
-            parent_type, source, field_details_list, path, position_context
-        )
+        return self._execute_field(parent_type, source, field_details_list, path, position_context)
+
+    def _execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: Any,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        """graphql-core's ``execute_field``, the literal arguments coerced once per
+        operation (``_argument_values``)."""
+        details = field_details_list[0]
+        field_def = self.schema.get_field(parent_type, details.node.name.value)
+        if not field_def:
+            return Undefined
+        return_type = field_def.type
+        resolve = field_def.resolve or self.field_resolver
+        if self.middleware_manager:
+            resolve = self.middleware_manager.get_field_resolver(resolve)
+        nodes = [field_details.node for field_details in field_details_list]
+        info = self.build_resolve_info(field_def, nodes, parent_type, path)
+        try:
+            arguments = self._argument_values(field_def, details)
+            result = resolve(source, info, **arguments)
+            if self.is_awaitable(result):
+                return self.complete_awaitable_value(
+                    return_type, field_details_list, info, path, result, position_context
+                )
+            completed = self.complete_value(
+                return_type, field_details_list, info, path, result, position_context
+            )
+            if self.is_awaitable(completed):
+                return self._located(completed, return_type, field_details_list, path)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
+        return completed
+
+    def _argument_values(self, field: GraphQLField, details: Any) -> dict[str, Any]:
+        """What graphql-core's ``get_argument_values`` gives, the literals' values read
+        from the operation's ``ArgumentSteps`` when it shares them."""
+        node = details.node
+        if not field.args and not node.arguments:
+            return {}
+        shared = self._arguments
+        if shared is None:
+            return get_argument_values(
+                field,
+                node,
+                self.variable_values,
+                details.fragment_variable_values,
+                self.hide_suggestions,
+            )
+        key = (id(field), id(node))
+        found = shared.get(key)
+        if found is None:
+            found = shared[key] = argument_steps(field, node)
+        if found.steps is None:
+            return get_argument_values(
+                field, node, self.variable_values, None, self.hide_suggestions
+            )
+        values: dict[str, Any] = {}
+        for out_name, value, name, definition, argument in found.steps:
+            if value is PER_REQUEST:
+                coerce_argument(
+                    values,
+                    node,
+                    name,
+                    definition,
+                    argument,
+                    self.variable_values,
+                    None,
+                    self.hide_suggestions,
+                )
+            elif value is not Undefined:
+                values[out_name] = value
+        return values
 
     def _plain_leaf(
         self,
