@@ -19,6 +19,20 @@ and ``@defer`` is left to graphql-core's ``execute_collected_subfields``. An obj
 resolver returns skips ``complete_value``'s dispatch the same way.
 ``tests/test_graphql_execution.py`` checks the answers equal graphql-core's own.
 
+**What the document alone decides is worked out once per operation.** graphql-core
+collects the root fields and each object's sub-fields, and coerces each field's literal
+arguments, on every request (its memo of sub-fields lives as long as one executor): some
+180 Python calls of the 2,900 of a ``setFavorite`` request. An executor built
+from a plan (``favgate.schema.plan``) takes the plan's ``OperationWork``: the collections,
+kept by the values of the variables that selections' directives read (``@skip``,
+``@include``, ``@defer``: all that collection reads of the variables), and each field's
+arguments, a literal one coerced once (unless a resolver could change its value in place),
+one holding a variable coerced per request. A field group stays the same list from one
+request to the next, so graphql-core's memo and the plans above, shared, key on it as
+before. A document whose fragments define variables of their own shares nothing.
+``tests/test_shared_work.py`` checks the answers equal graphql-core's, request after
+request.
+
 **Subscription events are executed once per document.** A change reaches every
 subscription that listens to it, and each used to execute its selection set over it: with
 2,000 subscriptions, a change held the event loop for most of a second. An event payload
@@ -280,10 +294,12 @@ class OperationWork:
         """The collections for these variables' values; None when they are not shared."""
         if self.directive_variables is None:
             return None
-        coerced = variables.coerced
-        key = tuple(coerced.get(name, Undefined) for name in self.directive_variables)
-        if not all(type(value) in _KEYS for value in key):  # only what directives take
-            return None
+        key: tuple[Any, ...] = ()
+        if self.directive_variables:
+            coerced = variables.coerced
+            key = tuple(coerced.get(name, Undefined) for name in self.directive_variables)
+            if not all(type(value) in _KEYS for value in key):  # only what directives take
+                return None
         found = self._collections.get(key)
         if found is None:
             if len(self._collections) >= COLLECTIONS:

@@ -13,6 +13,9 @@ resolved signatures, and the executor built from its constructor. Anything else 
 variable left to its default, a value that does not fit, one nested too deeply) goes
 through graphql-core's ``build``, which then answers with its own values or errors.
 ``tests/test_plan.py`` checks that both ways build the same executor, errors and cost.
+
+Either way, the executor takes what the operation's executions share (its field
+collections and literal arguments: ``favgate.schema.execution.OperationWork``), kept here.
 """
 
 from __future__ import annotations
