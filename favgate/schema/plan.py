@@ -73,7 +73,7 @@ class Plan:
     signatures: tuple[GraphQLVariableSignature, ...] | None
     fragment_details: dict[str, FragmentDetails]
     # What the operation's executions share (field collections), by executor class.
-    works: dict[type, OperationWork] = field(default_factory=dict)
+    works: dict[type, OperationWork] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(
