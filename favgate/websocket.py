@@ -164,7 +164,7 @@ class Adapter(ASGIWebSocketAdapter):
 class SharedPayloads:
     """Messages encoded as Strawberry encodes them (compact JSON), the ``next`` payloads
     of a shared result once: subscriptions of one document receive the same data object
-    for a change (``favgate.schema.execution.SharedEvents``), so its text is made once and
+    for a change (``favgate.schema.shared_events.SharedEvents``), so its text is made once and
     each subscriber's message only wraps its own id around it, byte for byte what
     ``json.dumps`` of the whole message gives (``tests/test_fanout.py``).
 

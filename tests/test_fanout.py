@@ -1,5 +1,5 @@
 """Live fan-out: a change executed once per subscription document, and its ``next``
-payload encoded once (``favgate.schema.execution.SharedEvents``,
+payload encoded once (``favgate.schema.shared_events.SharedEvents``,
 ``favgate.websocket.SharedPayloads``), the extensions asked only when they answer
 (``favgate.schema.runner``, ``PublicErrors``), all proven equal to the plain path.
 

@@ -24,8 +24,9 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from favgate.schema import build_schema, execution
-from favgate.schema.execution import PlainFieldsExecutionContext, PlainObject, plain_schema
+from favgate.schema.execution import PlainFieldsExecutionContext
 from favgate.schema.limits import SuggestionFreeExecutionContext
+from favgate.schema.plain import PlainObject, plain_schema
 
 # A scalar whose coercion gives null for an empty string: graphql-core's error.
 Blank = NewType("Blank", str)

@@ -1,4 +1,4 @@
-"""What the executions of one operation share (``favgate.schema.execution.OperationWork``,
+"""What the executions of one operation share (``favgate.schema.shared_work.OperationWork``,
 kept with the plan) answers exactly as graphql-core's path, request after request.
 
 Hypothesis draws documents of fields with arguments (literals, variables, defaults, enums,
@@ -24,7 +24,7 @@ from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from favgate.schema import execution
+from favgate.schema import execution, shared_work
 from favgate.schema.execution import PlainFieldsExecutionContext
 from favgate.schema.plan import Plan
 
@@ -300,7 +300,7 @@ async def test_requests_share_collections_and_literal_arguments() -> None:
     steps = list(first._arguments.values())
     literal = next(step for step in steps if step.node.name.value == "echo")
     assert literal.steps is not None
-    assert [value for _, value, *_ in literal.steps if value is not execution.PER_REQUEST] == [
+    assert [value for _, value, *_ in literal.steps if value is not shared_work.PER_REQUEST] == [
         "bench",
         None,  # the defaults: times, size, filter
         Size.SMALL,
@@ -324,19 +324,19 @@ async def test_fragments_with_variables_share_nothing() -> None:
     operation = parse("query { thing { ...F } } fragment F on Thing { name }")
     fragment = operation.definitions[1]
     assert isinstance(fragment, FragmentDefinitionNode)
-    work = execution.OperationWork(operation.definitions[0], [fragment])  # type: ignore[arg-type]
+    work = shared_work.OperationWork(operation.definitions[0], [fragment])  # type: ignore[arg-type]
     assert work.directive_variables == ()
     with_variables = parse(
         "fragment F($x: Boolean) on Thing { name @skip(if: $x) }",
         experimental_fragment_arguments=True,
     ).definitions[0]
-    work = execution.OperationWork(operation.definitions[0], [with_variables])  # type: ignore[arg-type]
+    work = shared_work.OperationWork(operation.definitions[0], [with_variables])  # type: ignore[arg-type]
     assert work.directive_variables is None
 
 
 async def test_bounds_dropped_answer_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(execution, "SUB_FIELDS", 1)
-    monkeypatch.setattr(execution, "COLLECTIONS", 1)
+    monkeypatch.setattr(shared_work, "COLLECTIONS", 1)
     for document in (SET, DIRECTED):
         plan = plan_of(document)
         assert plan is not None

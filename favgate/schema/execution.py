@@ -19,110 +19,52 @@ and ``@defer`` is left to graphql-core's ``execute_collected_subfields``. An obj
 resolver returns skips ``complete_value``'s dispatch the same way.
 ``tests/test_graphql_execution.py`` checks the answers equal graphql-core's own.
 
-**What the document alone decides is worked out once per operation.** graphql-core
-collects the root fields and each object's sub-fields, and coerces each field's literal
-arguments, on every request (its memo of sub-fields lives as long as one executor): some
-180 Python calls of the 2,900 of a ``setFavorite`` request. An executor built
-from a plan (``favgate.schema.plan``) takes the plan's ``OperationWork``: the collections,
-kept by the values of the variables that selections' directives read (``@skip``,
-``@include``, ``@defer``: all that collection reads of the variables), and each field's
-arguments, a literal one coerced once (unless a resolver could change its value in place),
-one holding a variable coerced per request. A field group stays the same list from one
-request to the next, so graphql-core's memo and the plans above, shared, key on it as
-before. A document whose fragments define variables of their own shares nothing.
-``tests/test_shared_work.py`` checks the answers equal graphql-core's, request after
-request.
-
-**Subscription events are executed once per document.** A change reaches every
-subscription that listens to it, and each used to execute its selection set over it: with
-2,000 subscriptions, a change held the event loop for most of a second. An event payload
-that carries a ``shared_event_key`` (``favgate.schema.subscriptions``: the stored change
-itself) is executed once per (operation, variables, executor class) and key; the other
-subscriptions of that document take the same ``ExecutionResult`` (the WebSocket then
-encodes its data once too: ``favgate.websocket``), without even the copy of their
-executor that graphql-core makes for each event (``SharedEvent``). The result of such
-an event depends on nothing else: a subscription document has one root field, which
-returns the payload, and what lies under it is read off the change (or loaded by ids it
-holds), never off the caller. ``tests/test_fanout.py`` checks the results equal the
-unshared path's.
+Which fields are plain: ``favgate.schema.plain``. What the executions of one operation
+share (field collections, literal arguments): ``favgate.schema.shared_work``. Subscription
+events executed once per document: ``favgate.schema.shared_events``.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Iterator
-from enum import Enum
+from collections.abc import Iterable
 from typing import Any, NamedTuple, TypeVar, cast
-from weakref import WeakKeyDictionary
 
 from graphql import (
-    ArgumentNode,
-    DirectiveNode,
-    FieldNode,
-    FragmentDefinitionNode,
-    GraphQLArgument,
     GraphQLError,
     GraphQLField,
-    GraphQLLeafType,
-    GraphQLList,
-    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
-    GraphQLSchema,
     GraphQLStreamDirective,
-    ListValueNode,
-    ObjectValueNode,
-    OperationDefinitionNode,
     OperationType,
-    SelectionSetNode,
     Undefined,
-    ValueNode,
-    VariableNode,
-    is_leaf_type,
 )
-from graphql.execution import ExecutionResult
 from graphql.execution.collect_fields import CollectedFields, collect_fields
 from graphql.execution.executor import (
     SELECTIONS_NESTED_TOO_DEEPLY,
     collect_iterator_awaitables,
     invalid_return_type_error,
 )
-from graphql.execution.values import VariableValues, coerce_argument, get_argument_values
+from graphql.execution.values import coerce_argument, get_argument_values
 from graphql.pyutils import Path, gather_with_cancel, is_iterable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.schema.schema_converter import GraphQLCoreConverter
-from strawberry.types.base import StrawberryObjectDefinition
-from strawberry.types.field import StrawberryField
 
-__all__ = ["OperationWork", "PlainFieldsExecutionContext", "SharedEvent", "SharedEvents"]
+from favgate.schema.plain import PlainField, PlainLeaf, PlainObject, PlainSchema, plain_schema
+from favgate.schema.shared_events import SharedEvent
+from favgate.schema.shared_work import (
+    PER_REQUEST,
+    ArgumentSteps,
+    Collections,
+    OperationWork,
+    argument_steps,
+)
 
-# Events x documents whose results are kept: the recent changes of every document in use.
-SHARED_EVENTS = 256
+__all__ = ["PlainFieldsExecutionContext"]
+
 # Field sets whose plan an execution keeps: a document's object selections, and more.
 PLANS = 64
 # Sub-field collections an operation's executions keep (by object type and field group).
 SUB_FIELDS = 256
-# Values of the variables of an operation's directives whose collections are kept.
-COLLECTIONS = 8
-
-
-class PlainLeaf(NamedTuple):
-    attribute: str  # the Python name Strawberry's default resolver reads
-    leaf_type: GraphQLLeafType
-    return_type: GraphQLOutputType  # the leaf type, or it wrapped in non-null
-    non_null: bool
-
-
-class PlainObject(NamedTuple):
-    attribute: str
-    object_type: GraphQLObjectType  # the object, or the list's items' object
-    return_type: GraphQLOutputType  # the field's type, as declared
-    non_null: bool
-    is_list: bool
-    item_type: GraphQLOutputType  # a list's items' type (maybe non-null); else the object's
-    item_non_null: bool
 
 
 class ObjectPlan(NamedTuple):
@@ -136,98 +78,7 @@ class ObjectPlan(NamedTuple):
 # What a plain field's value is when it turns out awaitable (or an async iterable).
 NOT_PLAIN = object()
 
-PlainField = PlainLeaf | PlainObject
 ResolveInfo = GraphQLResolveInfo[Any]
-PlainFields = dict[tuple[str, str], PlainField]  # by (type name, field name)
-
-
-class PlainSchema(NamedTuple):
-    fields: PlainFields
-    objects: frozenset[str]  # object types whose is_type_of, if any, is Strawberry's own
-
-
-_plain_schemas: WeakKeyDictionary[GraphQLSchema, PlainSchema] = WeakKeyDictionary()
-
-
-def plain_schema(schema: GraphQLSchema) -> PlainSchema:
-    """The schema's plain fields and plainly checked object types, found once per schema."""
-    found = _plain_schemas.get(schema)
-    if found is None:
-        types = [
-            type_
-            for type_ in schema.type_map.values()
-            if isinstance(type_, GraphQLObjectType) and not type_.name.startswith("__")
-        ]
-        objects = frozenset(type_.name for type_ in types if _checks_plainly(type_))
-        fields = dict(_find_plain_fields(types, objects))
-        found = _plain_schemas[schema] = PlainSchema(fields, objects)
-    return found
-
-
-def _checks_plainly(type_: GraphQLObjectType) -> bool:
-    # Strawberry's own is_type_of (a type that implements an interface) reads no info.
-    definition = type_.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    return type_.is_type_of is None or (
-        isinstance(definition, StrawberryObjectDefinition) and definition.is_type_of is None
-    )
-
-
-def _find_plain_fields(
-    types: list[GraphQLObjectType], objects: frozenset[str]
-) -> Iterator[tuple[tuple[str, str], PlainField]]:
-    for type_ in types:
-        for name, field in type_.fields.items():
-            definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-            if not _is_plain(definition, field):
-                continue
-            attribute = cast(StrawberryField, definition).python_name
-            plain = _plain_leaf(attribute, field.type) or _plain_object(
-                attribute, field.type, objects
-            )
-            if plain is not None:
-                yield (type_.name, name), plain
-
-
-def _is_plain(definition: object, field: GraphQLField) -> bool:
-    # Strawberry resolves a basic field (no resolver, no field extension, no exception
-    # handler: its resolver marked default) with its default resolver: getattr unless the
-    # schema's config says otherwise.
-    return (
-        isinstance(definition, StrawberryField)
-        and definition.is_basic_field
-        and definition.default_resolver is getattr
-        and getattr(field.resolve, "_is_default", False)
-        and not field.args
-    )
-
-
-def _unwrapped(type_: GraphQLOutputType) -> tuple[bool, GraphQLOutputType]:
-    """Whether ``type_`` is non-null, and the type it wraps (or itself)."""
-    if isinstance(type_, GraphQLNonNull):
-        return True, type_.of_type
-    return False, type_
-
-
-def _plain_leaf(attribute: str, return_type: GraphQLOutputType) -> PlainLeaf | None:
-    non_null, leaf_type = _unwrapped(return_type)
-    if not is_leaf_type(leaf_type):
-        return None
-    return PlainLeaf(attribute, leaf_type, return_type, non_null)
-
-
-def _plain_object(
-    attribute: str, return_type: GraphQLOutputType, objects: frozenset[str]
-) -> PlainObject | None:
-    """An object, or a list of objects (not of lists), of a plainly checked type."""
-    non_null, type_ = _unwrapped(return_type)
-    is_list = isinstance(type_, GraphQLList)
-    item_type, item_non_null = type_, False
-    if isinstance(type_, GraphQLList):
-        item_type = type_.of_type
-        item_non_null, type_ = _unwrapped(item_type)
-    if not isinstance(type_, GraphQLObjectType) or type_.name not in objects:
-        return None
-    return PlainObject(attribute, type_, return_type, non_null, is_list, item_type, item_non_null)
 
 
 def _streamed(field_details_list: Any) -> bool:
@@ -256,147 +107,6 @@ def _nothing(value: Any, non_null: bool, parent_type: GraphQLObjectType, nodes: 
         name = nodes[0].node.name.value
         msg = f"Cannot return null for non-nullable field {parent_type}.{name}."
         raise TypeError(msg)
-
-
-class Collections:
-    """The field collections of one operation for one set of its directives' values:
-    the root fields, and the sub-fields graphql-core memoizes by field group (kept across
-    requests, the groups are the same lists each time), with the plans of their sets."""
-
-    __slots__ = ("plans", "root", "sub_fields")
-
-    def __init__(self) -> None:
-        self.root: CollectedFields | None = None
-        self.sub_fields: dict[tuple[GraphQLObjectType, int], tuple[Any, CollectedFields]] = {}
-        self.plans: dict[tuple[GraphQLObjectType, int], tuple[Any, Any]] = {}
-
-
-class OperationWork:
-    """What the executions of one operation share, for one executor class: held by the
-    operation's plan (``favgate.schema.plan``), so that it goes with its document.
-
-    Field collection reads the variables only through the directives of selections
-    (``@skip``, ``@include``, ``@defer``): collections are kept by those variables'
-    values. A document whose fragments define variables of their own shares nothing.
-    """
-
-    __slots__ = ("_collections", "arguments", "directive_variables")
-
-    def __init__(
-        self, operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]
-    ) -> None:
-        self.directive_variables = _directive_variables(operation, fragments)
-        self._collections: dict[tuple[Any, ...], Collections] = {}
-        # A field's arguments, by (field definition, field node) ids: ``ArgumentSteps``.
-        self.arguments: dict[tuple[int, int], ArgumentSteps] = {}
-
-    def collections(self, variables: VariableValues) -> Collections | None:
-        """The collections for these variables' values; None when they are not shared."""
-        if self.directive_variables is None:
-            return None
-        key: tuple[Any, ...] = ()
-        if self.directive_variables:
-            coerced = variables.coerced
-            key = tuple(coerced.get(name, Undefined) for name in self.directive_variables)
-            if not all(type(value) in _KEYS for value in key):  # only what directives take
-                return None
-        found = self._collections.get(key)
-        if found is None:
-            if len(self._collections) >= COLLECTIONS:
-                self._collections.clear()
-            found = self._collections[key] = Collections()
-        return found
-
-
-# The values a directive's variable may hold (a Boolean, a String), or none.
-_KEYS = frozenset({bool, str, type(None), type(Undefined)})
-
-
-def _directive_variables(
-    operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]
-) -> tuple[str, ...] | None:
-    """The variables the directives of the operation's selections read, sorted; None if a
-    fragment defines variables (its fields' arguments then vary by spread)."""
-    sets: list[SelectionSetNode] = [operation.selection_set]
-    for fragment in fragments:
-        if fragment.variable_definitions:
-            return None
-        sets.append(fragment.selection_set)
-    names: set[str] = set()
-    while sets:
-        for selection in sets.pop().selections:
-            names.update(_variables(selection.directives or ()))
-            selection_set = getattr(selection, "selection_set", None)  # a spread has none
-            if selection_set is not None:
-                sets.append(selection_set)
-    return tuple(sorted(names))
-
-
-def _variables(directives: Iterable[DirectiveNode]) -> Iterator[str]:
-    for directive in directives:
-        for argument in directive.arguments or ():
-            if isinstance(argument.value, VariableNode):
-                yield argument.value.name.value
-
-
-# An argument whose value a request decides (a variable in it): coerced per request.
-PER_REQUEST = object()
-# The coerced literals kept across requests: values no resolver can change in place.
-_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
-
-
-# (output name, coerced value or PER_REQUEST or Undefined, name, definition, node)
-ArgumentStep = tuple[str, Any, str, GraphQLArgument, ArgumentNode | None]
-
-
-class ArgumentSteps(NamedTuple):
-    """How a field node's arguments are coerced: each one's literal value, coerced once
-    (``Undefined``: left out), or ``PER_REQUEST`` with what ``coerce_argument`` takes."""
-
-    field: GraphQLField  # the objects of the key's ids, kept alive with it
-    node: FieldNode
-    steps: tuple[ArgumentStep, ...] | None  # None: graphql-core's way, per request
-
-
-def argument_steps(field: GraphQLField, node: FieldNode) -> ArgumentSteps:
-    """``field``'s arguments at ``node``: each literal one coerced now, as graphql-core's
-    ``get_argument_values`` does, unless its value could be changed in place (a list, an
-    input object: coerced per request); no steps if one fails (raised per request)."""
-    given = {argument.name.value: argument for argument in node.arguments or ()}
-    steps: list[ArgumentStep] = []
-    for name, definition in field.args.items():
-        argument = given.get(name)
-        out_name = definition.out_name or name
-        if argument is not None and _has_variable(argument.value):
-            steps.append((out_name, PER_REQUEST, name, definition, argument))
-            continue
-        coerced: dict[str, Any] = {}
-        try:
-            coerce_argument(coerced, node, name, definition, argument, None, None)
-        except GraphQLError:
-            return ArgumentSteps(field, node, None)
-        value = coerced.get(out_name, Undefined)
-        if value is not Undefined and not _immutable(value):
-            value = PER_REQUEST
-        steps.append((out_name, value, name, definition, argument))
-    return ArgumentSteps(field, node, tuple(steps))
-
-
-def _has_variable(value: ValueNode) -> bool:
-    nodes: list[ValueNode] = [value]
-    while nodes:
-        node = nodes.pop()
-        if isinstance(node, VariableNode):
-            return True
-        if isinstance(node, ListValueNode):
-            nodes.extend(node.values)
-        elif isinstance(node, ObjectValueNode):
-            nodes.extend(field.value for field in node.fields)
-    return False
-
-
-def _immutable(value: object) -> bool:
-    return type(value) in _IMMUTABLE or isinstance(value, Enum)
 
 
 class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -905,49 +615,6 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return self.execute_fields(object_type, value, path, grouped_field_set, None)
 
 
-class SharedEvent:
-    """A shared event, as ``execute_subscription_event`` meets it: all it asks of a
-    per-event executor is ``execute_operation``, which takes the shared result; only the
-    subscription that computes it copies its executor (``SharedEvents``)."""
-
-    __slots__ = ("executor", "key", "payload")
-
-    def __init__(self, executor: PlainFieldsExecutionContext, payload: Any, key: Hashable) -> None:
-        self.executor, self.payload, self.key = executor, payload, key
-
-    def execute_operation(self, serially: bool | None = None) -> Any:
-        return shared_events(self.executor.schema).execute(self)
-
-
-class SharedEvents:
-    """The results of recent subscription events, by event, operation and variables.
-
-    An entry holds an ``ExecutionResult``, or the task computing it (the first
-    subscription to meet the event started it; the others await it, shielded, so that one
-    subscription ending does not cancel the others' result). Each key's objects are held
-    by the entry, so that an ``id`` in a key cannot be reused while it is here.
-    """
-
-    def __init__(self, size: int = SHARED_EVENTS) -> None:
-        self.size = size
-        self._results: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()
-
-    def execute(self, event: SharedEvent) -> Any:
-        executor = event.executor
-        operation = executor.operation
-        key = (event.key, id(operation), executor.variables_key(), type(executor))
-        entry = self._results.get(key)
-        if entry is None:
-            result = executor.build_unshared_executor(event.payload).execute_operation(False)
-            if executor.is_awaitable(result):
-                result = asyncio.ensure_future(result)
-            self._results[key] = entry = (result, operation)
-            if len(self._results) > self.size:
-                self._results.popitem(last=False)
-        result = entry[0]
-        return _shielded(result) if isinstance(result, asyncio.Future) else result
-
-
 Results = TypeVar("Results", dict[str, Any], list[Any])
 
 
@@ -961,17 +628,3 @@ async def _awaited(results: Results, awaitable_keys: list[Any]) -> Results:
         for key, value in zip(awaitable_keys, awaited, strict=True):
             results[key] = value
     return results
-
-
-async def _shielded(result: asyncio.Future[ExecutionResult]) -> ExecutionResult:
-    return await asyncio.shield(result)
-
-
-_shared_events: WeakKeyDictionary[GraphQLSchema, SharedEvents] = WeakKeyDictionary()
-
-
-def shared_events(schema: GraphQLSchema) -> SharedEvents:
-    found = _shared_events.get(schema)
-    if found is None:
-        found = _shared_events[schema] = SharedEvents()
-    return found

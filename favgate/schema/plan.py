@@ -15,7 +15,7 @@ through graphql-core's ``build``, which then answers with its own values or erro
 ``tests/test_plan.py`` checks that both ways build the same executor, errors and cost.
 
 Either way, the executor takes what the operation's executions share (its field
-collections and literal arguments: ``favgate.schema.execution.OperationWork``), kept here.
+collections and literal arguments: ``favgate.schema.shared_work.OperationWork``), kept here.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ from graphql.utilities import coerce_input_value
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from favgate.schema.cost import fixed_cost, operation_cost, root_fields
-from favgate.schema.execution import OperationWork, PlainFieldsExecutionContext
+from favgate.schema.execution import PlainFieldsExecutionContext
+from favgate.schema.shared_work import OperationWork
 
 __all__ = ["Plan"]
 

@@ -67,7 +67,7 @@ class Favorite(Node):
     )
     instance: strawberry.Private[str]
     # Set on a change a subscription delivers: the change, which every subscription of
-    # the same document resolves alike (favgate.schema.execution.SharedEvents).
+    # the same document resolves alike (favgate.schema.shared_events.SharedEvents).
     shared_event_key: strawberry.Private[storage.Favorite | None] = None
 
     @classmethod
