@@ -53,6 +53,7 @@ from graphql import (
     validate,
 )
 from graphql.execution import ExecutionResult
+from graphql.execution.collect_fields import FragmentDetails
 from graphql.language.parser import MAX_NESTING_DEPTH
 from starlette.requests import Request
 from starlette.responses import Response
@@ -75,7 +76,7 @@ from favgate.metrics import count_operation, count_refused
 from favgate.persisted import PersistedDocuments, Resolved
 from favgate.schema import Schema, build_context, limits
 from favgate.schema.errors import public_errors
-from favgate.schema.plan import Plan
+from favgate.schema.plan import Plan, details_of
 from favgate.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class Checked:
     errors: tuple[GraphQLError, ...] = ()
     code: str = VALIDATION_FAILED
     fragments: dict[str, FragmentDefinitionNode] = field(default_factory=dict)
+    fragment_details: dict[str, FragmentDetails] = field(default_factory=dict)
     # Its operations planned, by the name requests pick them by (None: the only one).
     plans: dict[str | None, Plan] = field(default_factory=dict)
 
@@ -230,7 +232,13 @@ class GraphQLTransport:
         if plan is None:
             assert checked.document is not None
             operation = pick_operation(checked.document, name)
-            plan = Plan.of(self.schema._schema, checked.document, operation, checked.fragments)
+            plan = Plan.of(
+                self.schema._schema,
+                checked.document,
+                operation,
+                checked.fragments,
+                checked.fragment_details,
+            )
             checked.plans[name] = plan
         return plan
 
@@ -250,7 +258,7 @@ class GraphQLTransport:
             for definition in document.definitions
             if isinstance(definition, FragmentDefinitionNode)
         }
-        return Checked(document, tuple(errors), VALIDATION_FAILED, fragments)
+        return Checked(document, tuple(errors), VALIDATION_FAILED, fragments, details_of(fragments))
 
     def _wants_graphiql(self, request: Request) -> bool:
         return (

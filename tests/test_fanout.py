@@ -11,8 +11,10 @@ graphql-core's own path for each subscription, the same changes, the same answer
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
+import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +28,7 @@ from favgate.metrics import REGISTRY
 from favgate.resolvers.favorites import now
 from favgate.schema import Schema, build_context, build_schema
 from favgate.schema.errors import PublicErrors
+from favgate.schema.execution import SHARED_EVENTS
 from favgate.schema.limits import execution_context_class
 from favgate.storage import FavoriteTarget, FavoriteType, Storage, Subscriber
 from favgate.storage.changes import DELIVERY_BATCH
@@ -193,6 +196,42 @@ async def test_an_unknown_message_is_null_for_every_subscription(
     ours, theirs = await shared.results(), await plain.results()
     assert [_answer(r) for r in ours] == [_answer(r) for r in theirs]
     assert ours[0].data["favoriteChanged"]["message"] is None
+
+
+@pytest.mark.parametrize("schema_of", [shared_schema, plain_schema])
+async def test_a_long_subscription_keeps_nothing_per_change(
+    settings: Settings, storage: Storage, tenants: Tenants, schema_of: Any
+) -> None:
+    """A subscription lives as long as its connection, and hears of every change: what
+    one event's execution collects (its fields, their sub-fields) is collected anew for
+    the next, so it must not be kept for the subscription's life."""
+    streams = Streams(schema_of(settings), storage, tenants.acme_token)
+    await streams.open()
+    target = CHANGES[0][0]
+
+    async def changes(count: int, first: int) -> None:
+        for n in range(first, first + count):
+            await storage.favorites.set("main", target, n % 2 == 0, now())
+            assert all(result.data for result in await streams.results())
+
+    try:
+        await changes(10, 0)  # the process's caches warm
+        tracemalloc.start()
+        try:
+            # Traced: what was allocated since, so the bounded caches fill up again first
+            # (the results shared by event and document, SHARED_EVENTS); then a second run.
+            await changes(SHARED_EVENTS // len(SUBSCRIPTIONS) + 10, 0)
+            gc.collect()
+            before = tracemalloc.get_traced_memory()[0]
+            await changes(60, 1)
+            gc.collect()
+            kept = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+    finally:
+        await streams.close()
+    executions = 60 * len(SUBSCRIPTIONS)  # the shared path's: once per document and variables
+    assert kept < executions * 256, f"{kept / executions:.0f} bytes kept per execution"
 
 
 @pytest.mark.parametrize(

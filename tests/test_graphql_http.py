@@ -6,9 +6,11 @@ Over the ASGI app with one driver: nothing here depends on which one runs.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +291,36 @@ async def test_each_request_runs_the_operation_it_names(
             assert message in response.json()["errors"][0]["message"]
         response = await post(client, {"query": document, "operationName": "B"}, tenants.acme_token)
         assert code_of(response) == "BAD_USER_INPUT"  # $s is required
+
+
+async def test_the_plans_of_one_document_keep_its_fragments_once(
+    client: httpx.AsyncClient,
+) -> None:
+    """Each operation a request names is planned and kept with its document, for as long
+    as the document is cached (256 texts): a plan must not keep its own copy of what the
+    whole document shares, its fragments read for execution. Else a document of many
+    operations and fragments, each operation named once (here without a token, as
+    introspection-only requests may in development), keeps several times its own size."""
+    count = 150
+    fragments = " ".join(f"fragment f{i} on Query {{ __typename }}" for i in range(80))
+    spreads = " ".join(f"...f{i}" for i in range(80))
+    operations = " ".join(f"query o{i} {{ __schema {{ __typename }} }}" for i in range(count))
+    text = f"query z {{ __schema {{ __typename }} {spreads} }} {operations} {fragments}"
+    response = await post(client, {"query": text, "operationName": "z"}, None)
+    assert response.status_code == 200, response.text  # parsed, validated, cached
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(count):
+            response = await post(client, {"query": text, "operationName": f"o{i}"}, None)
+            assert response.json() == {"data": {"__schema": {"__typename": "__Schema"}}}
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # A plan is a few hundred bytes; a copy of 80 fragments' details, several KiB.
+    assert kept < count * 2048, f"{kept / count:.0f} bytes kept per operation planned"
 
 
 @pytest.mark.slow

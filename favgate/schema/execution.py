@@ -222,12 +222,18 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def build_per_event_executor(self, payload: Any) -> Any:
         key = getattr(payload, "shared_event_key", None) if self.share_events else None
         if key is None:
-            return super().build_per_event_executor(payload)
+            return self.build_unshared_executor(payload)
         return SharedEvent(self, payload, key)
 
     def build_unshared_executor(self, payload: Any) -> Any:
-        """The per-event executor of the plain path: a copy of this one."""
-        return super().build_per_event_executor(payload)
+        """The per-event executor of the plain path: a copy of this one, with memos of its
+        own. graphql-core's copy shares the subscription's memo of sub-fields, keyed by
+        the field lists that each event collects anew: never found again, an entry per
+        event and field would be kept as long as the subscription lives."""
+        executor = cast(PlainFieldsExecutionContext, super().build_per_event_executor(payload))
+        executor._relevant_sub_fields = {}
+        executor._plans = {}
+        return executor
 
     def variables_key(self) -> str:
         """This operation's variables, as a key (computed once per subscription)."""
@@ -296,7 +302,7 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
             for name, details in grouped_field_set.items():
                 plain = self.plain_fields.get((type_name, details[0].node.name.value))
                 plan.append((name, details, self._planned(plain, details)))
-            if len(self._plans) >= PLANS:  # per-event copies share the dict: bounded
+            if len(self._plans) >= PLANS:  # bounded, however many sets a document holds
                 self._plans.clear()
             # The set is kept with its plan, so that its id cannot be reused meanwhile.
             cached = self._plans[key] = (grouped_field_set, plan)

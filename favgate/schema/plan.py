@@ -53,7 +53,7 @@ from favgate.schema.cost import fixed_cost, operation_cost, root_fields
 from favgate.schema.execution import PlainFieldsExecutionContext
 from favgate.schema.shared_work import OperationWork
 
-__all__ = ["Plan"]
+__all__ = ["Plan", "details_of"]
 
 # What a JSON variable can nest through: anything else is a leaf, never too deep.
 _CONTAINERS = (list, tuple, dict)
@@ -83,7 +83,11 @@ class Plan:
         document: DocumentNode,
         operation: OperationDefinitionNode,
         fragments: Mapping[str, FragmentDefinitionNode],
+        fragment_details: dict[str, FragmentDetails],
     ) -> Plan:
+        """``operation``'s plan. ``fragment_details`` are the document's (``details_of``),
+        shared by the plans of all its operations: a copy each would keep a document of
+        many operations and fragments many times over."""
         names = frozenset(f.name.value for f in root_fields(operation.selection_set, fragments))
         return cls(
             schema,
@@ -93,7 +97,7 @@ class Plan:
             names,
             fixed_cost(operation, fragments),
             _signatures(schema, operation, fragments),
-            {name: FragmentDetails(fragment) for name, fragment in fragments.items()},
+            fragment_details,
         )
 
     @property
@@ -203,6 +207,11 @@ class Plan:
             sources[signature.name] = VariableValueSource(signature, value)
             coerced[signature.name] = value_coerced
         return VariableValues(sources, coerced)
+
+
+def details_of(fragments: Mapping[str, FragmentDefinitionNode]) -> dict[str, FragmentDetails]:
+    """A document's fragments as graphql-core's executor reads them: once per document."""
+    return {name: FragmentDetails(fragment) for name, fragment in fragments.items()}
 
 
 def _signatures(
