@@ -28,8 +28,8 @@ from favgate.metrics import REGISTRY
 from favgate.resolvers.favorites import now
 from favgate.schema import Schema, build_context, build_schema
 from favgate.schema.errors import PublicErrors
-from favgate.schema.execution import SHARED_EVENTS
 from favgate.schema.limits import execution_context_class
+from favgate.schema.shared_events import SHARED_EVENTS
 from favgate.storage import FavoriteTarget, FavoriteType, Storage, Subscriber
 from favgate.storage.changes import DELIVERY_BATCH
 from favgate.websocket import SharedPayloads

@@ -147,8 +147,6 @@ FRESH_PER_EXECUTOR = {
     "_initial_execution_plans",
     "_deferred_execution_plans",
     "_plans",
-    "_shared",  # what the plan's executions share (tests/test_shared_work.py)
-    "_arguments",
 }
 
 

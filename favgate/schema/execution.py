@@ -19,9 +19,8 @@ and ``@defer`` is left to graphql-core's ``execute_collected_subfields``. An obj
 resolver returns skips ``complete_value``'s dispatch the same way.
 ``tests/test_graphql_execution.py`` checks the answers equal graphql-core's own.
 
-Which fields are plain: ``favgate.schema.plain``. What the executions of one operation
-share (field collections, literal arguments): ``favgate.schema.shared_work``. Subscription
-events executed once per document: ``favgate.schema.shared_events``.
+Which fields are plain: ``favgate.schema.plain``. Subscription events executed once per
+document: ``favgate.schema.shared_events``.
 """
 
 from __future__ import annotations
@@ -31,40 +30,24 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 from graphql import (
     GraphQLError,
-    GraphQLField,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLStreamDirective,
-    OperationType,
     Undefined,
 )
-from graphql.execution.collect_fields import CollectedFields, collect_fields
-from graphql.execution.executor import (
-    SELECTIONS_NESTED_TOO_DEEPLY,
-    collect_iterator_awaitables,
-    invalid_return_type_error,
-)
-from graphql.execution.values import coerce_argument, get_argument_values
+from graphql.execution.collect_fields import CollectedFields
+from graphql.execution.executor import collect_iterator_awaitables, invalid_return_type_error
 from graphql.pyutils import Path, gather_with_cancel, is_iterable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from favgate.schema.plain import PlainField, PlainLeaf, PlainObject, PlainSchema, plain_schema
 from favgate.schema.shared_events import SharedEvent
-from favgate.schema.shared_work import (
-    PER_REQUEST,
-    ArgumentSteps,
-    Collections,
-    OperationWork,
-    argument_steps,
-)
 
 __all__ = ["PlainFieldsExecutionContext"]
 
 # Field sets whose plan an execution keeps: a document's object selections, and more.
 PLANS = 64
-# Sub-field collections an operation's executions keep (by object type and field group).
-SUB_FIELDS = 256
 
 
 class ObjectPlan(NamedTuple):
@@ -125,100 +108,6 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
     share_events = True
     _variables_key: str | None = None
 
-    # The collections this execution shares with the others of its operation, if any,
-    # and its fields' arguments (``ArgumentSteps``).
-    _shared: Collections | None = None
-    _arguments: dict[tuple[int, int], ArgumentSteps] | None = None
-
-    def share(self, work: OperationWork) -> None:
-        """Collect fields as the other executions of this operation (and these directives'
-        variables) did, or for them: the collections and their plans are ``work``'s."""
-        shared = work.collections(self.variable_values)
-        if shared is None or (self.middleware_manager and self.middleware_manager.middlewares):
-            return  # plans under middleware have no plain fields: not shared
-        self._shared = shared
-        self._relevant_sub_fields = shared.sub_fields
-        self._plans = shared.plans
-        self._arguments = work.arguments
-
-    def execute_operation(self, serially: bool | None = None) -> Any:
-        """graphql-core's ``execute_operation``, its root fields collected once when they
-        are shared (``_collect_root``)."""
-        abort_signal = self.abort_signal
-        if abort_signal is not None and abort_signal.aborted:
-            self.run_async_work_finished_hook()
-            raise self.abort_error()
-        try:
-            operation_type = self.operation.operation
-            root_type = self.schema.get_root_type(operation_type)
-            if root_type is None:
-                msg = f"Schema is not configured to execute {operation_type.value} operation."
-                raise GraphQLError(msg, self.operation)
-            grouped_field_set, new_defer_usages, _ = self._collect_root(root_type)
-            result = self.execute_collected_root_fields(
-                root_type,
-                self.root_value,
-                grouped_field_set,
-                operation_type == OperationType.MUTATION if serially is None else serially,
-                new_defer_usages,
-            )
-            if self.is_awaitable(result):
-                response = self._response(result)
-                if abort_signal is None:
-                    return response
-                return self.with_aborted_execution_error(response)
-        except GraphQLError as error:
-            self.collected_errors.add(error, None)
-            return self.finish(self.build_response(None))
-        return self.finish(self.build_response(cast(dict[str, Any], result)))
-
-    def _collect_root(self, root_type: GraphQLObjectType) -> CollectedFields:
-        """The operation's root fields, collected as graphql-core does; once for all the
-        executions that share them."""
-        shared = self._shared
-        if shared is not None and shared.root is not None:
-            return shared.root
-        try:
-            collected = collect_fields(
-                self.schema,
-                self.fragments,
-                self.variable_values,
-                root_type,
-                self.operation,
-                self.hide_suggestions,
-            )
-        except RecursionError:
-            collected = None
-        # Raised outside the block above, or the error would keep the recursion's frames.
-        if collected is None:
-            raise GraphQLError(SELECTIONS_NESTED_TOO_DEEPLY, self.operation)
-        if shared is not None:
-            shared.root = collected
-        return collected
-
-    async def _response(self, result: Any) -> Any:
-        """An awaitable root's response, as graphql-core's ``execute_operation`` builds it."""
-        try:
-            data = await result
-        except GraphQLError as error:
-            self.collected_errors.add(error, None)
-            return self.build_response(None)
-        except Exception:
-            await self.cancel_incremental_work()
-            self.run_async_work_finished_hook()
-            raise
-        return self.build_response(data)
-
-    def collect_subfields(
-        self, return_type: GraphQLObjectType, field_details_list: Any
-    ) -> CollectedFields:
-        """graphql-core's memoized ``collect_subfields``, its memo bounded: shared, it
-        would keep the groups a request makes of its own (a ``@stream``'s)."""
-        memo = self._relevant_sub_fields
-        if len(memo) >= SUB_FIELDS and (return_type, id(field_details_list)) not in memo:
-            memo.clear()
-        return super().collect_subfields(return_type, field_details_list)
-
     def build_per_event_executor(self, payload: Any) -> Any:
         key = getattr(payload, "shared_event_key", None) if self.share_events else None
         if key is None:
@@ -270,7 +159,7 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         parent_type, source_value, plain, path, name, position_context
                     )
                 if result is NOT_PLAIN:
-                    result = self._execute_field(
+                    result = super().execute_field(
                         parent_type,
                         source_value,
                         details,
@@ -336,84 +225,9 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
             )
             if result is not NOT_PLAIN:
                 return result
-        return self._execute_field(parent_type, source, field_details_list, path, position_context)
-
-    def _execute_field(
-        self,
-        parent_type: GraphQLObjectType,
-        source: Any,
-        field_details_list: Any,
-        path: Path,
-        position_context: Any,
-    ) -> Any:
-        """graphql-core's ``execute_field``, the literal arguments coerced once per
-        operation (``_argument_values``)."""
-        details = field_details_list[0]
-        field_def = self.schema.get_field(parent_type, details.node.name.value)
-        if not field_def:
-            return Undefined
-        return_type = field_def.type
-        resolve = field_def.resolve or self.field_resolver
-        if self.middleware_manager:
-            resolve = self.middleware_manager.get_field_resolver(resolve)
-        nodes = [field_details.node for field_details in field_details_list]
-        info = self.build_resolve_info(field_def, nodes, parent_type, path)
-        try:
-            arguments = self._argument_values(field_def, details)
-            result = resolve(source, info, **arguments)
-            if self.is_awaitable(result):
-                return self.complete_awaitable_value(
-                    return_type, field_details_list, info, path, result, position_context
-                )
-            completed = self.complete_value(
-                return_type, field_details_list, info, path, result, position_context
-            )
-            if self.is_awaitable(completed):
-                return self._located(completed, return_type, field_details_list, path)
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, return_type, field_details_list, path)
-            return None
-        return completed
-
-    def _argument_values(self, field: GraphQLField, details: Any) -> dict[str, Any]:
-        """What graphql-core's ``get_argument_values`` gives, the literals' values read
-        from the operation's ``ArgumentSteps`` when it shares them."""
-        node = details.node
-        if not field.args and not node.arguments:
-            return {}
-        shared = self._arguments
-        if shared is None:
-            return get_argument_values(
-                field,
-                node,
-                self.variable_values,
-                details.fragment_variable_values,
-                self.hide_suggestions,
-            )
-        key = (id(field), id(node))
-        found = shared.get(key)
-        if found is None:
-            found = shared[key] = argument_steps(field, node)
-        if found.steps is None:
-            return get_argument_values(
-                field, node, self.variable_values, None, self.hide_suggestions
-            )
-        values: dict[str, Any] = {}
-        for out_name, value, name, definition, argument in found.steps:
-            if value is PER_REQUEST:
-                coerce_argument(
-                    values,
-                    node,
-                    name,
-                    definition,
-                    argument,
-                    self.variable_values,
-                    None,
-                    self.hide_suggestions,
-                )
-            elif value is not Undefined:
-                values[out_name] = value
-        return values
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )
 
     def _plain_leaf(
         self,

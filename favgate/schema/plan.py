@@ -13,15 +13,12 @@ resolved signatures, and the executor built from its constructor. Anything else 
 variable left to its default, a value that does not fit, one nested too deeply) goes
 through graphql-core's ``build``, which then answers with its own values or errors.
 ``tests/test_plan.py`` checks that both ways build the same executor, errors and cost.
-
-Either way, the executor takes what the operation's executions share (its field
-collections and literal arguments: ``favgate.schema.shared_work.OperationWork``), kept here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -50,8 +47,6 @@ from graphql.utilities import coerce_input_value
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from favgate.schema.cost import fixed_cost, operation_cost, root_fields
-from favgate.schema.execution import PlainFieldsExecutionContext
-from favgate.schema.shared_work import OperationWork
 
 __all__ = ["Plan", "details_of"]
 
@@ -73,8 +68,6 @@ class Plan:
     # fragment with variables of its own, a type that is no input type).
     signatures: tuple[GraphQLVariableSignature, ...] | None
     fragment_details: dict[str, FragmentDetails]
-    # What the operation's executions share (field collections), by executor class.
-    works: dict[type, OperationWork] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(
@@ -124,27 +117,6 @@ class Plan:
         """The executor for these variables, or the errors of variables that do not fit:
         what ``executor_class.build`` returns, built without redoing the document's work
         where the variables allow."""
-        executor = self._build(executor_class, context, raw_variables, hide_suggestions)
-        if isinstance(executor, PlainFieldsExecutionContext):
-            executor.share(self.work(executor_class))
-        return executor
-
-    def work(self, executor_class: type) -> OperationWork:
-        """What the executions of this operation by ``executor_class`` share."""
-        found = self.works.get(executor_class)
-        if found is None:
-            found = self.works[executor_class] = OperationWork(
-                self.operation, self.fragments.values()
-            )
-        return found
-
-    def _build(
-        self,
-        executor_class: Any,
-        context: Any,
-        raw_variables: dict[str, Any],
-        hide_suggestions: bool,
-    ) -> Any:
         values = self.coerce(raw_variables)
         if values is None:
             return executor_class.build(

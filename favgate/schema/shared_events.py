@@ -28,7 +28,7 @@ from graphql.execution import ExecutionResult
 if TYPE_CHECKING:
     from favgate.schema.execution import PlainFieldsExecutionContext
 
-__all__ = ["SharedEvent", "SharedEvents", "shared_events"]
+__all__ = ["SHARED_EVENTS", "SharedEvent", "SharedEvents", "shared_events"]
 
 # Events x documents whose results are kept: the recent changes of every document in use.
 SHARED_EVENTS = 256
