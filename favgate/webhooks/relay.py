@@ -5,7 +5,8 @@ every ``LEASE / 3``); the others try to take it every ``RETRY_SECONDS`` and take
 within ``LEASE`` of the holder's death (at once after a clean stop, which releases it).
 The holder follows the change stream from the stored resume token and, for each change,
 enqueues one delivery per endpoint of the favorite's instance, *then* stores the change's
-token (at once when it enqueued something, else at most once a second): a process killed
+token (at once when it enqueued something, else at most once a second, and on a clean
+stop): a process killed
 between the two reads the change again on resumption and enqueues nothing new
 (deliveries are keyed by the event). What its filter skips moves the stored token on as
 well (``StreamPosition``, at most once a second): it resumes from its stop, not from the
@@ -65,6 +66,8 @@ class Relay:
         self._halted = False
         # The endpoints' ids by instance, as the open stream was filtered on.
         self._endpoints: dict[str, list[str]] = {}
+        # The position of the last change relayed, while it is not stored yet.
+        self._unsaved: ResumeToken | None = None
 
     async def start(self) -> ChangeFeed | None:
         """Take the lease if it is free and open the stream: the feed, or None if another
@@ -103,7 +106,12 @@ class Relay:
         self._halted = True
 
     async def stop(self) -> None:
-        """Hand the lease over at once (the loop is cancelled by the caller)."""
+        """Store how far the relay got, and hand the lease over at once (the loop is
+        cancelled by the caller): the next relay resumes from this stop, not from the
+        last position stored, up to a second earlier."""
+        with contextlib.suppress(PyMongoError, LeaseLost):
+            if self._unsaved is not None:
+                await self._save(self._unsaved)
         with contextlib.suppress(PyMongoError):
             await self._outbox.release_relay(self._owner, _now())
 
@@ -111,6 +119,7 @@ class Relay:
         """The stream from ``token`` (from now when None), filtered on the endpoints read
         after that point: those written in between come through it again, so none is
         missed, as one written between the reading and a stream opened now would be."""
+        self._unsaved = None  # what a former hold of the lease saw is not this one's
         if token is None:
             token = await self._store_present()
         self._endpoints = await self._endpoints_by_instance()
@@ -169,6 +178,7 @@ class Relay:
                 # Re-reading changes costs nothing but time (enqueuing is idempotent), so
                 # a change no endpoint wanted, or the changes the filter skipped
                 # (``StreamPosition``), move the stored token at most once a second.
+                self._unsaved = change.resume_token
                 if enqueued or time.monotonic() - saved_at >= SAVE_EVERY_SECONDS:
                     await self._save(change.resume_token)
                     saved_at = time.monotonic()
@@ -184,6 +194,8 @@ class Relay:
     async def _save(self, token: ResumeToken) -> None:
         if not await self._outbox.save_position(self._owner, token):
             raise LeaseLost()
+        if token == self._unsaved:
+            self._unsaved = None
 
     def _apply(self, change: EndpointChange) -> None:
         for endpoints in self._endpoints.values():
