@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timedelta
 
 import pytest
 from helpers import CHAT_JID, CommandLog, Tenants, serving
@@ -15,6 +16,7 @@ from favgate.config import Settings
 from favgate.ratelimit.limiter import LEASE_MIN_DEMAND, Limiter, Policy
 from favgate.storage import Storage
 from favgate.storage.indexes import RATE_LIMITS
+from favgate.storage.ratelimits import Charge, Grant
 
 pytestmark = pytest.mark.both_drivers
 
@@ -160,6 +162,37 @@ async def test_two_processes_leasing_never_admit_more_than_the_budget(storage: S
     for limiter in limiters:
         await limiter.close()
     assert await units_in_store(storage, "key") == admitted
+
+
+class GiveBacksSeen:
+    """The real store, telling when a charge that only gives units back starts; its
+    command then leaves a moment later, as one waiting for a pooled connection does."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.store = storage.rate_limits
+        self.started = asyncio.Event()
+
+    async def charge(
+        self, key: str, now: datetime, window: timedelta, limit: int, charge: Charge
+    ) -> Grant:
+        if charge.want == 0:
+            self.started.set()
+            await asyncio.sleep(0.05)
+        return await self.store.charge(key, now, window, limit, charge)
+
+
+async def test_a_give_back_under_way_when_the_limiter_closes_is_not_lost(
+    storage: Storage,
+) -> None:
+    """The quiet key's give-back starts as its lease runs out (at the end of its second):
+    closing the limiter then must let it finish, not cut it off and forget its units."""
+    store = GiveBacksSeen(storage)
+    limiter = Limiter(store, Policy(limit=5))  # type: ignore[arg-type]
+    decisions = await asyncio.gather(*(limiter.acquire("key", cost) for cost in (3, 3, 1, 2)))
+    assert [d.admitted for d in decisions] == [True, False, True, False]  # 1 unit left over
+    await asyncio.wait_for(store.started.wait(), timeout=5)
+    await limiter.close()
+    assert await units_in_store(storage, "key") == 4
 
 
 # --- Over HTTP ----------------------------------------------------------------------------

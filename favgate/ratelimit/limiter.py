@@ -171,6 +171,7 @@ class _Key:
     lease: _Lease | None = None
     expired: _Lease | None = None  # to give back with the next check
     giving_back: asyncio.Task[None] | None = None
+    returning: bool = False  # giving_back is past waiting: its charge is under way
     window: Grant = _NOTHING_YET  # as the last check left it
     # Units asked of this process, in the current and in the previous lease period.
     period_started: float = 0.0
@@ -240,9 +241,17 @@ class Limiter:
         """Give back every unspent lease; at shutdown, while the database is there."""
         tasks = [s.checking for s in self._keys.values() if s.checking is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
+        # A give-back still waiting is done here instead; one under way is let finish: cut
+        # off, its units would be neither given back nor known to have been.
+        returning = []
         for state in self._keys.values():
             if state.giving_back is not None:
-                state.giving_back.cancel()
+                if state.returning:
+                    returning.append(state.giving_back)
+                else:
+                    state.giving_back.cancel()
+        await asyncio.gather(*returning, return_exceptions=True)
+        for state in self._keys.values():
             if state.lease is not None:
                 state.expired, state.lease = state.lease, None
             with contextlib.suppress(Exception):
@@ -378,11 +387,12 @@ class Limiter:
                     await asyncio.wait([state.checking])
                 else:
                     break
+            state.returning = True
             await self._give_back(state)
         except Exception as exc:  # the units stay counted until they leave the window
             logger.warning("could not give back unspent rate-limit units: %s", exc)
         finally:
-            state.giving_back = None
+            state.giving_back, state.returning = None, False
 
     async def _give_back(self, state: _Key) -> None:
         given, state.expired = state.expired, None
