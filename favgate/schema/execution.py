@@ -266,15 +266,37 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         """A plain object (or list) field's value, completed, maybe awaitable; None with its
         error located; ``NOT_PLAIN`` when the value is awaitable or an async iterable."""
-        plain, details = planned.plain, planned.details
+        plain = planned.plain
         path = Path(parent_path, response_name, parent_type.name)
         try:
             value = getattr(source, plain.attribute)
             if self.is_awaitable(value) or (plain.is_list and self.is_async_iterable(value)):
                 return NOT_PLAIN
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, plain.return_type, planned.details, path)
+            return None
+        return self._completed(parent_type, planned, path, value, position_context, item=False)
+
+    def _completed(
+        self,
+        parent_type: GraphQLObjectType,
+        planned: ObjectPlan,
+        path: Path,
+        value: Any,
+        position_context: Any,
+        *,
+        item: bool,
+    ) -> Any:
+        """A plain object field's value, or one item of its list, completed (``item``:
+        ``complete_list_item_value``), maybe awaitable; None with its error located."""
+        plain, details = planned.plain, planned.details
+        non_null, return_type = (
+            (plain.item_non_null, plain.item_type) if item else (plain.non_null, plain.return_type)
+        )
+        try:
             if isinstance(value, NOTHING):
-                return _nothing(value, plain.non_null, parent_type, details)
-            if plain.is_list:
+                return _nothing(value, non_null, parent_type, details)
+            if plain.is_list and not item:
                 completed = self._complete_items(
                     parent_type, planned, path, value, position_context
                 )
@@ -283,10 +305,10 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     plain.object_type, planned.collected, details, path, value, position_context
                 )
         except Exception as raw_error:
-            self.handle_field_error(raw_error, plain.return_type, details, path)
+            self.handle_field_error(raw_error, return_type, details, path)
             return None
         if type(completed) not in SYNC_TYPES and self.is_awaitable(completed):
-            return self._located(completed, plain.return_type, details, path)
+            return self._located(completed, return_type, details, path)
         return completed
 
     def _complete_items(
@@ -314,7 +336,9 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         parent_type, planned, item_path, item, position_context
                     )
                 else:
-                    value = self._list_item(parent_type, planned, item_path, item, position_context)
+                    value = self._completed(
+                        parent_type, planned, item_path, item, position_context, item=True
+                    )
                 completed.append(value)
                 if type(value) not in SYNC_TYPES and is_awaitable(value):
                     awaitable_indices.append(index)
@@ -328,30 +352,6 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return completed
         return _awaited(completed, awaitable_indices)
 
-    def _list_item(
-        self,
-        parent_type: GraphQLObjectType,
-        planned: ObjectPlan,
-        item_path: Path,
-        item: Any,
-        position_context: Any,
-    ) -> Any:
-        """``complete_list_item_value``: an item completed, maybe awaitable; None with its
-        error located (raised on, if the items are non-null)."""
-        plain, details = planned.plain, planned.details
-        try:
-            if isinstance(item, NOTHING):
-                return _nothing(item, plain.item_non_null, parent_type, details)
-            completed = self._complete_object(
-                plain.object_type, planned.collected, details, item_path, item, position_context
-            )
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, plain.item_type, details, item_path)
-            return None
-        if type(completed) not in SYNC_TYPES and self.is_awaitable(completed):
-            return self._located(completed, plain.item_type, details, item_path)
-        return completed
-
     async def _awaited_item(
         self,
         parent_type: GraphQLObjectType,
@@ -361,18 +361,15 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         """``complete_awaitable_list_item_value``: an awaitable item, awaited, completed."""
-        plain, details = planned.plain, planned.details
         try:
             value = await self.with_abort_signal(item)
-            if isinstance(value, NOTHING):
-                return _nothing(value, plain.item_non_null, parent_type, details)
-            completed = self._complete_object(
-                plain.object_type, planned.collected, details, item_path, value, position_context
-            )
-            return await completed if self.is_awaitable(completed) else completed
         except Exception as raw_error:
-            self.handle_field_error(raw_error, plain.item_type, details, item_path)
+            self.handle_field_error(raw_error, planned.plain.item_type, planned.details, item_path)
             return None
+        completed = self._completed(
+            parent_type, planned, item_path, value, position_context, item=True
+        )
+        return await completed if self.is_awaitable(completed) else completed
 
     async def _located(
         self,
