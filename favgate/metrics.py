@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
@@ -31,6 +32,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.metrics import MetricWrapperBase
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
@@ -147,28 +149,26 @@ class MetricsMiddleware:
 def _record(scope: Scope, status: int, seconds: float, exchange: _Exchange) -> None:
     route = route_label(scope)
     method = scope["method"] if scope["method"] in _METHODS else "other"
-    requests, latency = _http_series(route, method, status)
-    requests.inc()
-    latency.observe(seconds)
+    _child(HTTP_REQUESTS, route, method, str(status)).inc()
+    _child(HTTP_LATENCY, route, method).observe(seconds)
     if status == 429 or exchange.rate_limited:
         RATE_LIMITED.labels(route).inc()
 
 
-# labels() validates its values and takes a lock on every call. The HTTP series are few
-# (route templates, methods, statuses), so each is looked up once.
-_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+# labels() validates its values and takes a lock on every call. Every series favgate
+# labels is bounded (route templates, methods, statuses, ``operation_name_label``,
+# ``_CODE``), so each child is looked up once and kept: no more than the registry holds.
+_children: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
+Metric = TypeVar("Metric", bound=MetricWrapperBase)
 
 
-def _http_series(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
-    key = (route, method, status)
-    series = _series.get(key)
-    if series is None:
-        series = (
-            HTTP_REQUESTS.labels(route, method, str(status)),
-            HTTP_LATENCY.labels(route, method),
-        )
-        _series[key] = series
-    return series
+def _child(metric: Metric, *labels: str) -> Metric:
+    """``metric.labels(*labels)``, looked up once."""
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return cast(Metric, child)
 
 
 def count_database_error(error: FavgateError, api: str) -> None:
@@ -231,26 +231,12 @@ def count_refused(code: str) -> None:
 
 
 def _count(operation_type: str, name: str | None, outcome: str) -> None:
-    _operation_series(operation_type, operation_name_label(name), outcome).inc()
+    _child(GRAPHQL_OPERATIONS, operation_type, operation_name_label(name), outcome).inc()
     if outcome == "SERVICE_UNAVAILABLE":
         DATABASE_ERRORS.labels("graphql").inc()
     exchange = _exchange.get()
     if outcome == "RATE_LIMITED" and exchange is not None:
         exchange.rate_limited = True  # counted once, by the middleware
-
-
-# As for the HTTP series: each child looked up once. Their labels are bounded already
-# (``operation_name_label``, ``_CODE``), so this holds no more than the registry does.
-_operations: dict[tuple[str, str, str], Counter] = {}
-
-
-def _operation_series(operation_type: str, name: str, outcome: str) -> Counter:
-    key = (operation_type, name, outcome)
-    series = _operations.get(key)
-    if series is None:
-        series = GRAPHQL_OPERATIONS.labels(operation_type, name, outcome)
-        _operations[key] = series
-    return series
 
 
 def _operation_type(context: ExecutionContext) -> str:
