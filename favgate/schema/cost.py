@@ -50,12 +50,10 @@ def fixed_cost(
     operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
 ) -> int | None:
     """What ``operation`` costs whatever its variables; None when a variable decides it
-    (a batch's items passed as a variable)."""
-    if operation.operation is not OperationType.SUBSCRIPTION and any(
-        _counts_a_variable(field) for field in root_fields(operation.selection_set, fragments)
-    ):
-        return None
-    return operation_cost(operation, fragments, {})
+    (a batch's items passed as a variable): when reckoning the cost reads one."""
+    variables = _NoneGiven()
+    cost = operation_cost(operation, fragments, variables)
+    return None if variables.read else cost
 
 
 def root_fields(
@@ -83,13 +81,6 @@ def _field_cost(field: FieldNode, variables: Mapping[str, Any]) -> int:
     return 1
 
 
-def _counts_a_variable(field: FieldNode) -> bool:
-    return field.name.value == BATCH_FIELD and any(
-        argument.name.value == BATCH_ARGUMENT and isinstance(argument.value, VariableNode)
-        for argument in field.arguments or ()
-    )
-
-
 def _length(value: Any, variables: Mapping[str, Any]) -> int:
     if isinstance(value, ListValueNode):
         return len(value.values)
@@ -97,3 +88,19 @@ def _length(value: Any, variables: Mapping[str, Any]) -> int:
         given = variables.get(value.name.value)
         return len(given) if isinstance(given, list) else 1
     return 1  # one item, coerced to a list of one
+
+
+class _NoneGiven(Mapping[str, Any]):
+    """No variables, and whether the cost asked for one."""
+
+    read = False
+
+    def __getitem__(self, name: str) -> Any:
+        self.read = True
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
